@@ -125,7 +125,8 @@ impl ErrorType {
         let mut connect = false;
         let mut next = Some(error);
         while let Some(err) = next {
-            if err.is::<tower::timeout::error::Elapsed>() || err.is::<tokio::time::error::Elapsed>() {
+            if err.is::<tower::timeout::error::Elapsed>() || err.is::<tokio::time::error::Elapsed>()
+            {
                 return ErrorType::Timeout;
             }
             if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
@@ -263,7 +264,8 @@ mod tests {
 
     #[test]
     fn chains_are_walked() {
-        let timeout: Box<dyn StdError + Send + Sync> = Box::new(tower::timeout::error::Elapsed::new());
+        let timeout: Box<dyn StdError + Send + Sync> =
+            Box::new(tower::timeout::error::Elapsed::new());
         assert_eq!(timeout.error_type(), ErrorType::Timeout);
         let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "no");
         assert_eq!(refused.error_type(), ErrorType::Connect);
@@ -277,9 +279,22 @@ mod tests {
         let errors: Vec<_> = ErrorType::ALL.iter().map(|e| e.as_str()).collect();
         assert_eq!(
             errors,
-            ["timeout", "connect", "http_4xx", "http_5xx", "invalid_xml", "empty_body", "body", "cancelled", "other"]
+            [
+                "timeout",
+                "connect",
+                "http_4xx",
+                "http_5xx",
+                "invalid_xml",
+                "empty_body",
+                "body",
+                "cancelled",
+                "other"
+            ]
         );
         let results: Vec<_> = FetchResult::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(results, ["success", "no_ad", "invalid_xml", "timeout", "error"]);
+        assert_eq!(
+            results,
+            ["success", "no_ad", "invalid_xml", "timeout", "error"]
+        );
     }
 }

@@ -124,7 +124,9 @@ pub fn is_duration(dotted: &str) -> bool {
 
 /// Exported Prometheus name for a dotted metric name of the given kind.
 ///
-/// Dots and dashes become `_`; counters end in `_total`; duration histograms
+/// Dots and dashes become `_`; counters end in `_total`; gauges drop a
+/// trailing `_count` (a histogram suffix that promtool rejects on a gauge, so
+/// `vast.multi_source.sources.count` is `vast_multi_source_sources`); duration histograms
 /// (see [`is_duration`]) end in `_seconds`, replacing a `milliseconds`/`ms`
 /// unit segment. Use [`exported_timing_name`] for names recorded with
 /// `timing`, which are durations whatever they are called.
@@ -137,7 +139,14 @@ pub fn exported_name(dotted: &str, kind: MetricKind) -> String {
             }
             name
         }
-        MetricKind::Gauge => underscored(dotted),
+        MetricKind::Gauge => {
+            // `_count` is a histogram's suffix: promtool rejects it on a gauge.
+            let mut name = underscored(dotted);
+            if let Some(stem) = name.strip_suffix("_count") {
+                name.truncate(stem.len());
+            }
+            name
+        }
         MetricKind::Histogram if is_duration(dotted) => exported_timing_name(dotted),
         MetricKind::Histogram => underscored(dotted),
     }
@@ -262,7 +271,7 @@ mod tests {
             (
                 VastMetrics::MULTI_SOURCE_SOURCES_COUNT,
                 Gauge,
-                "vast_multi_source_sources_count",
+                "vast_multi_source_sources",
             ),
             (
                 VastMetrics::MULTI_SOURCE_FALLBACK_TRIGGERED,

@@ -412,8 +412,11 @@ pub(crate) struct Family {
     label_keys: RwLock<Option<Box<[String]>>>,
     /// Series by a hash of their label values; the values are compared in
     /// full, so distinct values never merge.
-    series: RwLock<HashMap<u64, Vec<(Box<[String]>, Series)>>>,
+    series: RwLock<HashMap<u64, Vec<LabelledSeries>>>,
 }
+
+/// A series and its label values, in the family's key order.
+type LabelledSeries = (Box<[String]>, Series);
 
 /// One series: its own atomics, cheap to clone.
 #[derive(Clone)]

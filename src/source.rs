@@ -89,19 +89,32 @@ impl SourceHasher {
 
     /// Hash of the normalised URL; `None` when the URI has no host.
     pub fn hash_uri(&self, uri: &Uri) -> Option<u64> {
-        let host = uri.host()?;
+        Some(self.hash_parts(
+            uri.scheme_str().unwrap_or("http"),
+            uri.host()?,
+            uri.port_u16(),
+            uri.path(),
+        ))
+    }
+
+    /// Hash of a URL given by its parts (the query and fragment are not
+    /// parts of a source).
+    pub fn hash_parts(&self, scheme: &str, host: &str, port: Option<u16>, path: &str) -> u64 {
         let mut h = SipHasher24::new_with_key(&self.key);
-        let scheme = uri.scheme_str().unwrap_or("http");
         write_lowercase(&mut h, scheme.as_bytes());
         h.write(b"://");
         write_lowercase(&mut h, host.as_bytes());
-        if let Some(port) = uri.port_u16().filter(|&p| Some(p) != default_port(scheme)) {
+        if let Some(port) = port.filter(|&p| Some(p) != default_port(scheme)) {
             h.write(b":");
             let mut digits = [0u8; 5];
             h.write(port_digits(port, &mut digits));
         }
-        h.write(uri.path().as_bytes());
-        Some(h.finish())
+        h.write(if path.is_empty() {
+            b"/"
+        } else {
+            path.as_bytes()
+        });
+        h.finish()
     }
 
     /// Hash of an already normalised URL string.
@@ -114,7 +127,8 @@ impl SourceHasher {
     /// The label for a URI: the hash's top 48 bits in hex, or
     /// [`OTHER_SOURCE`] when the URI has no host.
     pub fn label_for(&self, uri: &Uri) -> String {
-        self.hash_uri(uri).map_or_else(|| OTHER_SOURCE.to_owned(), label_of_hash)
+        self.hash_uri(uri)
+            .map_or_else(|| OTHER_SOURCE.to_owned(), label_of_hash)
     }
 }
 
@@ -216,11 +230,19 @@ impl<T: Clone> SourceTable<T> {
 
     /// Stores an entry that does not count against the cap (aliases).
     pub(crate) fn preset(&self, hash: u64, value: T) {
-        self.by_hash.write().unwrap_or_else(|e| e.into_inner()).insert(hash, value);
+        self.by_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, value);
     }
 
     pub(crate) fn by_hash(&self, hash: u64, resolve: impl FnOnce() -> T) -> Lookup<T> {
-        if let Some(v) = self.by_hash.read().unwrap_or_else(|e| e.into_inner()).get(&hash) {
+        if let Some(v) = self
+            .by_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+        {
             return Lookup::Found(v.clone());
         }
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
@@ -236,7 +258,12 @@ impl<T: Clone> SourceTable<T> {
     }
 
     pub(crate) fn by_name(&self, name: &str, resolve: impl FnOnce() -> T) -> Lookup<T> {
-        if let Some(v) = self.by_name.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        if let Some(v) = self
+            .by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
             return Lookup::Found(v.clone());
         }
         let mut map = self.by_name.write().unwrap_or_else(|e| e.into_inner());
@@ -253,7 +280,9 @@ impl<T: Clone> SourceTable<T> {
 
     fn reserve(&self) -> bool {
         self.len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < self.max).then_some(n + 1))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
             .is_ok()
     }
 }
@@ -269,16 +298,29 @@ mod tests {
     #[test]
     fn normalisation() {
         let cases = [
-            ("https://ads.example.com/vast?cb=1", "https://ads.example.com/vast"),
-            ("HTTP://Ads.Example.COM:80/Path/X#frag", "http://ads.example.com/Path/X"),
-            ("https://u:p@ads.example.com:8443/v", "https://ads.example.com:8443/v"),
+            (
+                "https://ads.example.com/vast?cb=1",
+                "https://ads.example.com/vast",
+            ),
+            (
+                "HTTP://Ads.Example.COM:80/Path/X#frag",
+                "http://ads.example.com/Path/X",
+            ),
+            (
+                "https://u:p@ads.example.com:8443/v",
+                "https://ads.example.com:8443/v",
+            ),
             ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
             ("http://[::1]:9000/a", "http://[::1]:9000/a"),
         ];
         for (raw, normalised) in cases {
             assert_eq!(normalise(&uri(raw)).as_deref(), Some(normalised), "{raw}");
             let h = SourceHasher::default();
-            assert_eq!(h.hash_uri(&uri(raw)), Some(h.hash_normalised(normalised)), "{raw}");
+            assert_eq!(
+                h.hash_uri(&uri(raw)),
+                Some(h.hash_normalised(normalised)),
+                "{raw}"
+            );
         }
         assert_eq!(normalise(&uri("/relative?q=1")), None);
     }
@@ -292,7 +334,11 @@ mod tests {
             ("http://127.0.0.1:8080/", "a0271f5ff6d3"),
         ];
         for (normalised, label) in vectors {
-            assert_eq!(label_of_hash(h.hash_normalised(normalised)), label, "{normalised}");
+            assert_eq!(
+                label_of_hash(h.hash_normalised(normalised)),
+                label,
+                "{normalised}"
+            );
         }
     }
 

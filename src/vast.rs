@@ -107,7 +107,11 @@ pub fn inspect_chunks<D: Buf + Clone>(chunks: &[D]) -> VastVerdict {
                 }
                 return inspect(&joined);
             }
-            let mut reader = Reader::from_reader(ChunkReader { chunks, index: 0, offset: 0 });
+            let mut reader = Reader::from_reader(ChunkReader {
+                chunks,
+                index: 0,
+                offset: 0,
+            });
             let mut scan = Scan::default();
             let mut buf = Vec::new();
             loop {
@@ -168,10 +172,8 @@ impl Scan {
                     self.in_ad = false;
                 }
             }
-            Event::Text(text) if self.depth == 0 => {
-                if !text.iter().all(u8::is_ascii_whitespace) {
-                    return Some(VastVerdict::InvalidXml);
-                }
+            Event::Text(text) if self.depth == 0 && !text.iter().all(u8::is_ascii_whitespace) => {
+                return Some(VastVerdict::InvalidXml);
             }
             Event::CData(_) | Event::GeneralRef(_) if self.depth == 0 => {
                 return Some(VastVerdict::InvalidXml);
@@ -182,7 +184,10 @@ impl Scan {
                 } else if self.ads == 0 {
                     VastVerdict::NoAd
                 } else {
-                    VastVerdict::Ads { inline: self.inline, wrapper: self.wrapper }
+                    VastVerdict::Ads {
+                        inline: self.inline,
+                        wrapper: self.wrapper,
+                    }
                 });
             }
             _ => {}
@@ -239,13 +244,28 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(inspect(INLINE), VastVerdict::Ads { inline: 1, wrapper: 1 });
+        assert_eq!(
+            inspect(INLINE),
+            VastVerdict::Ads {
+                inline: 1,
+                wrapper: 1
+            }
+        );
         assert_eq!(inspect(b"<VAST version=\"3.0\"></VAST>"), VastVerdict::NoAd);
-        assert_eq!(inspect(b"<VAST version=\"3.0\"><Error>x</Error></VAST>"), VastVerdict::NoAd);
+        assert_eq!(
+            inspect(b"<VAST version=\"3.0\"><Error>x</Error></VAST>"),
+            VastVerdict::NoAd
+        );
         assert_eq!(inspect(b"<VAST><Ad></VAST>"), VastVerdict::InvalidXml);
         assert_eq!(inspect(b"<VAST><Ad>"), VastVerdict::InvalidXml);
-        assert_eq!(inspect(b"<VAST></VAST><VAST></VAST>"), VastVerdict::InvalidXml);
-        assert_eq!(inspect(b"<VideoAdServingTemplate/>"), VastVerdict::InvalidXml);
+        assert_eq!(
+            inspect(b"<VAST></VAST><VAST></VAST>"),
+            VastVerdict::InvalidXml
+        );
+        assert_eq!(
+            inspect(b"<VideoAdServingTemplate/>"),
+            VastVerdict::InvalidXml
+        );
         assert_eq!(inspect(b"not xml"), VastVerdict::InvalidXml);
         assert_eq!(inspect(b"<VAST a=\"1\" a=\"2\"/>"), VastVerdict::InvalidXml);
         assert_eq!(inspect(b"   \n"), VastVerdict::InvalidXml);
@@ -256,13 +276,19 @@ mod tests {
     fn every_split_of_a_document_gives_the_same_verdict() {
         let whole = inspect(INLINE);
         for at in 0..=INLINE.len() {
-            let chunks = [Bytes::from_static(&INLINE[..at]), Bytes::from_static(&INLINE[at..])];
+            let chunks = [
+                Bytes::from_static(&INLINE[..at]),
+                Bytes::from_static(&INLINE[at..]),
+            ];
             assert_eq!(inspect_chunks(&chunks), whole, "split at {at}");
         }
         let bytewise: Vec<Bytes> = INLINE.chunks(1).map(Bytes::copy_from_slice).collect();
         assert_eq!(inspect_chunks(&bytewise), whole);
         assert_eq!(inspect_chunks::<Bytes>(&[]), VastVerdict::Empty);
-        assert_eq!(inspect_chunks(&[Bytes::new(), Bytes::new()]), VastVerdict::Empty);
+        assert_eq!(
+            inspect_chunks(&[Bytes::new(), Bytes::new()]),
+            VastVerdict::Empty
+        );
     }
 
     #[test]
@@ -270,6 +296,12 @@ mod tests {
         let laughs = br#"<?xml version="1.0"?>
 <!DOCTYPE VAST [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY x SYSTEM "file:///etc/passwd">]>
 <VAST version="4.0"><Ad><InLine><AdTitle>&b;&x;</AdTitle></InLine></Ad></VAST>"#;
-        assert_eq!(inspect(laughs), VastVerdict::Ads { inline: 1, wrapper: 0 });
+        assert_eq!(
+            inspect(laughs),
+            VastVerdict::Ads {
+                inline: 1,
+                wrapper: 0
+            }
+        );
     }
 }

@@ -1,0 +1,255 @@
+//! An embedded VAST ad server on loopback, for examples, tests and
+//! benchmarks: real hyper, real sockets, fixed answers.
+//!
+//! Routes (the query string is ignored, as cache-busters are):
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/inline` | 200, a VAST 4.2 inline ad |
+//! | `/wrapper` | 200, a VAST 4.2 wrapper ad |
+//! | `/no-ad` | 200, VAST without an ad (no fill) |
+//! | `/invalid-xml` | 200, truncated XML |
+//! | `/not-vast` | 200, well-formed XML whose root is not `<VAST>` |
+//! | `/empty` | 200, empty body |
+//! | `/status/{code}` | that status, short text body |
+//! | `/slow/{ms}` | the inline ad after `ms` milliseconds |
+//! | `/chunked/{n}` | the inline ad in `n` chunks, 2 ms apart |
+//! | `/reset` | half the inline ad, then the connection is cut |
+//! | `/big/{kb}` | an inline ad padded to about `kb` KiB |
+//! | `/pixel` | 204, for tracking requests |
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let server = vast_metrics::ad_server::AdServer::start().await?;
+//! assert!(server.url("/inline").starts_with("http://127.0.0.1:"));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A VAST 4.2 inline ad.
+pub const INLINE_VAST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<VAST version="4.2" xmlns="http://www.iab.com/VAST">
+  <Ad id="20001" sequence="1">
+    <InLine>
+      <AdSystem version="1">vast-metrics</AdSystem>
+      <AdTitle>Inline &amp; simple</AdTitle>
+      <Impression id="imp"><![CDATA[http://127.0.0.1/pixel?e=impression]]></Impression>
+      <Creatives>
+        <Creative id="5480" sequence="1">
+          <Linear>
+            <Duration>00:00:16</Duration>
+            <TrackingEvents>
+              <Tracking event="start"><![CDATA[http://127.0.0.1/pixel?e=start]]></Tracking>
+              <Tracking event="firstQuartile"><![CDATA[http://127.0.0.1/pixel?e=firstQuartile]]></Tracking>
+            </TrackingEvents>
+            <MediaFiles>
+              <MediaFile delivery="progressive" type="video/mp4" width="1280" height="720"><![CDATA[https://cdn.example.com/ad.mp4]]></MediaFile>
+            </MediaFiles>
+          </Linear>
+        </Creative>
+      </Creatives>
+    </InLine>
+  </Ad>
+</VAST>
+"#;
+
+/// A VAST 4.2 wrapper ad.
+pub const WRAPPER_VAST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<VAST version="4.2" xmlns="http://www.iab.com/VAST">
+  <Ad id="20002">
+    <Wrapper followAdditionalWrappers="true">
+      <AdSystem>vast-metrics</AdSystem>
+      <Impression><![CDATA[http://127.0.0.1/pixel?e=wrapper-impression]]></Impression>
+      <VASTAdTagURI><![CDATA[http://127.0.0.1/inline?cb=1]]></VASTAdTagURI>
+    </Wrapper>
+  </Ad>
+</VAST>
+"#;
+
+/// VAST without an ad: no fill.
+pub const NO_AD_VAST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<VAST version="4.2" xmlns="http://www.iab.com/VAST"><Error><![CDATA[http://127.0.0.1/pixel?e=error&code=303]]></Error></VAST>
+"#;
+
+/// Truncated XML.
+pub const INVALID_XML: &str =
+    r#"<?xml version="1.0"?><VAST version="4.2"><Ad id="1"><InLine><AdTitle>cut"#;
+
+/// Well-formed XML that is not VAST.
+pub const NOT_VAST: &str = "<html><body>Not an ad</body></html>";
+
+type BoxBody = http_body_util::combinators::BoxBody<Bytes, io::Error>;
+
+/// A running ad server; stops when dropped.
+#[derive(Debug)]
+pub struct AdServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl AdServer {
+    /// Starts a server on an ephemeral loopback port.
+    pub async fn start() -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), service_fn(answer))
+                        .await;
+                });
+            }
+        });
+        Ok(AdServer { addr, task })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The absolute URL of a path (with or without a query) on this server.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+}
+
+impl Drop for AdServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let route = parts.next().unwrap_or_default();
+    let arg: Option<u64> = parts.next().and_then(|a| a.parse().ok());
+    Ok(match (route, arg) {
+        ("inline", _) => xml(INLINE_VAST),
+        ("wrapper", _) => xml(WRAPPER_VAST),
+        ("no-ad", _) => xml(NO_AD_VAST),
+        ("invalid-xml", _) => xml(INVALID_XML),
+        ("not-vast", _) => xml(NOT_VAST),
+        ("empty", _) => xml(""),
+        ("pixel", _) => with_status(StatusCode::NO_CONTENT, ""),
+        ("status", Some(code)) => {
+            let status = u16::try_from(code)
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok());
+            with_status(status.unwrap_or(StatusCode::BAD_REQUEST), "status")
+        }
+        ("slow", Some(ms)) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            xml(INLINE_VAST)
+        }
+        ("chunked", Some(n)) => chunked(INLINE_VAST.as_bytes(), n.clamp(1, 10_000) as usize, None),
+        ("reset", _) => {
+            let half = &INLINE_VAST.as_bytes()[..INLINE_VAST.len() / 2];
+            chunked(
+                half,
+                2,
+                Some(io::Error::new(io::ErrorKind::ConnectionReset, "cut")),
+            )
+        }
+        ("big", Some(kb)) => xml_owned(big_vast(kb.min(100 * 1024) as usize * 1024)),
+        _ => with_status(StatusCode::NOT_FOUND, "no such route"),
+    })
+}
+
+/// An inline ad padded with a comment to about `bytes` bytes.
+pub fn big_vast(bytes: usize) -> String {
+    let pad = bytes.saturating_sub(INLINE_VAST.len());
+    INLINE_VAST.replacen("<Ad id", &format!("<!-- {} --><Ad id", "x".repeat(pad)), 1)
+}
+
+fn full(body: Bytes) -> BoxBody {
+    Full::new(body)
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn xml(body: &'static str) -> Response<BoxBody> {
+    let mut res = Response::new(full(Bytes::from_static(body.as_bytes())));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    res
+}
+
+fn xml_owned(body: String) -> Response<BoxBody> {
+    let mut res = Response::new(full(Bytes::from(body)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    res
+}
+
+fn with_status(status: StatusCode, body: &'static str) -> Response<BoxBody> {
+    let mut res = Response::new(full(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = status;
+    res
+}
+
+/// `body` in `n` chunks 2 ms apart, then `error` if any (the connection is cut).
+fn chunked(body: &'static [u8], n: usize, error: Option<io::Error>) -> Response<BoxBody> {
+    let size = body.len().div_ceil(n).max(1);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, io::Error>>(4);
+    tokio::spawn(async move {
+        for piece in body.chunks(size) {
+            if tx
+                .send(Ok(Frame::data(Bytes::from_static(piece))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if let Some(error) = error {
+            let _ = tx.send(Err(error)).await;
+        }
+    });
+    let mut res = Response::new(ChannelBody(rx).boxed());
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    res
+}
+
+/// A body fed frame by frame from a channel.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, io::Error>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.0.poll_recv(cx)
+    }
+}

@@ -1,0 +1,162 @@
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::Buf;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::in_flight::InFlight;
+use crate::classify::{ErrorType, Outcome};
+use crate::recorder::Recorder;
+use crate::vast::{inspect_chunks, VastVerdict};
+
+pin_project! {
+    /// Response body of [`VastMetricsService`](super::VastMetricsService):
+    /// the inner body, byte for byte, ending the request when it ends,
+    /// fails or is dropped.
+    pub struct ResponseBody<B: Body, R: Recorder> {
+        #[pin]
+        inner: B,
+        in_flight: Option<InFlight<R>>,
+        inspector: Option<Inspector<B::Data>>,
+    }
+}
+
+impl<B: Body, R: Recorder> ResponseBody<B, R>
+where
+    B::Data: Clone,
+{
+    pub(crate) fn untracked(inner: B) -> Self {
+        ResponseBody {
+            inner,
+            in_flight: None,
+            inspector: None,
+        }
+    }
+
+    pub(crate) fn tracked(inner: B, in_flight: InFlight<R>, inspect_limit: Option<usize>) -> Self {
+        let mut body = ResponseBody {
+            inner,
+            in_flight: Some(in_flight),
+            inspector: inspect_limit.map(Inspector::new),
+        };
+        // A body that is over before it starts may never be polled.
+        if body.inner.is_end_stream() {
+            finish(&mut body.in_flight, &mut body.inspector);
+        }
+        body
+    }
+
+    /// The wrapped body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B: Body, R: Recorder> Body for ResponseBody<B, R>
+where
+    B::Data: Clone,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if this.in_flight.is_some() {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let (Some(inspector), Some(data)) =
+                        (this.inspector.as_mut(), frame.data_ref())
+                    {
+                        inspector.push(data);
+                    }
+                    if this.inner.is_end_stream() {
+                        finish(this.in_flight, this.inspector);
+                    }
+                }
+                Some(Err(_)) => {
+                    if let Some(mut in_flight) = this.in_flight.take() {
+                        in_flight.finish(Outcome::Failure(ErrorType::Body));
+                    }
+                }
+                None => finish(this.in_flight, this.inspector),
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Ends the request at the end of its body, with the inspection's verdict.
+fn finish<R: Recorder, D: Buf + Clone>(
+    in_flight: &mut Option<InFlight<R>>,
+    inspector: &mut Option<Inspector<D>>,
+) {
+    let Some(mut in_flight) = in_flight.take() else {
+        return;
+    };
+    // The clock stops before parsing: latency is the network's.
+    let elapsed = in_flight.elapsed();
+    match inspector.take().and_then(|i| i.inspect()) {
+        Some((verdict, took)) => {
+            in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
+        }
+        None => in_flight.finish_after(Outcome::Ad, elapsed, None),
+    }
+}
+
+/// The body's frames, retained by reference count (not copied) up to a cap.
+pub(crate) struct Inspector<D> {
+    chunks: Vec<D>,
+    len: usize,
+    limit: usize,
+    over_limit: bool,
+}
+
+impl<D: Buf + Clone> Inspector<D> {
+    fn new(limit: usize) -> Self {
+        Inspector {
+            chunks: Vec::new(),
+            len: 0,
+            limit,
+            over_limit: false,
+        }
+    }
+
+    fn push(&mut self, data: &D) {
+        if self.over_limit {
+            return;
+        }
+        self.len += data.remaining();
+        if self.len > self.limit {
+            self.over_limit = true;
+            self.chunks = Vec::new();
+        } else if data.has_remaining() {
+            self.chunks.push(data.clone());
+        }
+    }
+
+    /// The verdict and how long it took; `None` past the cap.
+    fn inspect(self) -> Option<(VastVerdict, std::time::Duration)> {
+        if self.over_limit {
+            return None;
+        }
+        let start = Instant::now();
+        let verdict = inspect_chunks(&self.chunks);
+        Some((verdict, start.elapsed()))
+    }
+}

@@ -1,0 +1,574 @@
+//! VastMetricsLayer against a real hyper ad server on loopback, through
+//! hyper-util's client.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{assert_client_invariants, label_values, parse, sum};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use vast_metrics::ad_server::{self, AdServer};
+use vast_metrics::source::{SourceHasher, SourceLabel};
+use vast_metrics::tracking::TrackingEvent;
+use vast_metrics::{Latency, NoOpMetrics, PrometheusMetrics, VastMetricsLayer};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+fn get(url: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(url).body(Full::default()).unwrap()
+}
+
+/// Fetches through `svc` and reads the body to the end.
+async fn fetch<S, B>(svc: &mut S, url: &str) -> Result<Bytes, String>
+where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let res = svc
+        .ready()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .call(get(url))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(body.to_bytes())
+}
+
+#[tokio::test]
+async fn every_outcome_is_classified() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()))
+        .service(client());
+
+    let cases = [
+        ("/inline?cb=1", "success", None),
+        ("/wrapper", "success", None),
+        ("/chunked/7", "success", None),
+        ("/no-ad", "no_ad", None),
+        ("/invalid-xml", "error", Some("invalid_xml")),
+        ("/not-vast", "error", Some("invalid_xml")),
+        ("/empty", "error", Some("empty_body")),
+        ("/status/500", "error", Some("http_5xx")),
+        ("/status/404", "error", Some("http_4xx")),
+    ];
+    for (path, result, error) in cases {
+        fetch(&mut svc, &server.url(path)).await.unwrap();
+        let label = SourceHasher::default().label_for(&server.url(path).parse().unwrap());
+        let s = parse(&metrics.encode());
+        let src = ("source_url", label.as_str());
+        assert_eq!(sum(&s, "vast_client_request_total", &[src]), 1.0, "{path}");
+        match error {
+            None => assert_eq!(
+                sum(
+                    &s,
+                    "vast_client_request_success_total",
+                    &[src, ("result", result)]
+                ),
+                1.0,
+                "{path}"
+            ),
+            Some(error) => {
+                assert_eq!(
+                    sum(
+                        &s,
+                        "vast_client_request_failure_total",
+                        &[src, ("error_type", error)]
+                    ),
+                    1.0,
+                    "{path}"
+                );
+                let result = if error == "invalid_xml" {
+                    "invalid_xml"
+                } else {
+                    result
+                };
+                assert_eq!(
+                    sum(
+                        &s,
+                        "vast_client_request_duration_seconds_count",
+                        &[src, ("result", result)]
+                    ),
+                    1.0,
+                    "{path}"
+                );
+            }
+        }
+    }
+    let s = parse(&metrics.encode());
+    // Inspected: the five 2xx VAST-ish bodies and the empty one.
+    assert_eq!(sum(&s, "vast_parser_xml_parsed_total", &[]), 4.0);
+    assert_eq!(
+        sum(
+            &s,
+            "vast_parser_xml_failed_total",
+            &[("error_type", "invalid_xml")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_parser_xml_failed_total",
+            &[("error_type", "empty_body")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&s, "vast_parser_parse_duration_seconds_count", &[]),
+        7.0
+    );
+    assert_client_invariants(&s);
+}
+
+#[tokio::test]
+async fn connect_errors_and_timeouts_keep_the_error_type() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let layer = VastMetricsLayer::new(metrics.clone());
+
+    let mut plain = ServiceBuilder::new().layer(layer.clone()).service(client());
+    let err = fetch(&mut plain, &format!("http://{closed}/vast"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("Connect"),
+        "the client's own error comes through: {err}"
+    );
+
+    let mut timed = ServiceBuilder::new()
+        .layer(layer.clone().source_name("slow"))
+        .timeout(Duration::from_millis(50))
+        .service(client());
+    let err = fetch(&mut timed, &server.url("/slow/2000"))
+        .await
+        .unwrap_err();
+    assert!(err.contains("Elapsed"), "{err}");
+
+    let s = parse(&metrics.encode());
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_failure_total",
+            &[("error_type", "connect")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_failure_total",
+            &[("source_url", "slow"), ("error_type", "timeout")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_duration_seconds_count",
+            &[("result", "timeout")]
+        ),
+        1.0
+    );
+    assert_client_invariants(&s);
+}
+
+#[tokio::test]
+async fn cancellation_paths_leave_nothing_active() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()).source_name("ads"))
+        .service(client());
+
+    // 1. The response future dropped mid-flight.
+    let fut = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/slow/1000")));
+    assert!(tokio::time::timeout(Duration::from_millis(30), fut)
+        .await
+        .is_err());
+    let s = parse(&metrics.encode());
+    assert_eq!(sum(&s, "vast_client_active_requests", &[]), 0.0);
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_failure_total",
+            &[("error_type", "cancelled")]
+        ),
+        1.0
+    );
+
+    // 2. The body dropped half read, and unread.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/chunked/20")))
+        .await
+        .unwrap();
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    assert_eq!(
+        sum(
+            &parse(&metrics.encode()),
+            "vast_client_active_requests",
+            &[]
+        ),
+        1.0
+    );
+    drop(body);
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/inline")))
+        .await
+        .unwrap();
+    drop(res);
+
+    // 3. The body failing mid-stream.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/reset")))
+        .await
+        .unwrap();
+    assert!(res.into_body().collect().await.is_err());
+
+    let s = parse(&metrics.encode());
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_failure_total",
+            &[("error_type", "cancelled")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_failure_total",
+            &[("error_type", "body")]
+        ),
+        1.0
+    );
+    assert_eq!(sum(&s, "vast_client_request_total", &[]), 4.0);
+    assert_client_invariants(&s);
+}
+
+#[tokio::test]
+async fn bodies_pass_through_byte_for_byte() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()))
+        .service(client());
+    let mut bare = client();
+    for path in [
+        "/inline",
+        "/chunked/50",
+        "/big/300",
+        "/big/2048",
+        "/invalid-xml",
+        "/status/503",
+    ] {
+        let through_layer = fetch(&mut svc, &server.url(path)).await.unwrap();
+        let direct = fetch(&mut bare, &server.url(path)).await.unwrap();
+        assert_eq!(through_layer, direct, "{path}");
+    }
+    assert_eq!(
+        fetch(&mut svc, &server.url("/inline")).await.unwrap(),
+        ad_server::INLINE_VAST.as_bytes()
+    );
+    let s = parse(&metrics.encode());
+    // 2 MiB is past the 1 MiB inspection cap: the HTTP verdict, no parse.
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_success_total",
+            &[("result", "success")]
+        ),
+        5.0
+    );
+    assert_eq!(sum(&s, "vast_parser_xml_parsed_total", &[]), 4.0);
+    assert_client_invariants(&s);
+}
+
+#[tokio::test]
+async fn labels_hold_no_host_path_or_query() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()))
+        .service(client());
+    for user in 0..5 {
+        let url = server.url(&format!("/inline?user_id=secret-user-{user}&cb={user}"));
+        fetch(&mut svc, &url).await.unwrap();
+    }
+    let text = metrics.encode();
+    for leak in [
+        "127.0.0.1",
+        "inline",
+        "user_id",
+        "secret-user",
+        "cb=",
+        &server.addr().port().to_string(),
+    ] {
+        assert!(!text.contains(leak), "exposition leaks {leak:?}");
+    }
+    // Five URLs that differ only in the query are one source.
+    let s = parse(&text);
+    let labels = label_values(&s, "vast_client_request_total", "source_url");
+    assert_eq!(
+        labels,
+        [SourceHasher::default().label_for(&server.url("/inline").parse().unwrap())]
+    );
+    assert_eq!(labels[0].len(), 12);
+    assert_eq!(sum(&s, "vast_client_request_total", &[]), 5.0);
+}
+
+#[tokio::test]
+async fn aliases_keys_overrides_and_the_cap() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let unkeyed = SourceHasher::default().label_for(&server.url("/wrapper").parse().unwrap());
+    let keyed = SourceHasher::keyed(*b"0123456789abcdef")
+        .label_for(&server.url("/wrapper").parse().unwrap());
+    assert_ne!(unkeyed, keyed);
+
+    let layer = VastMetricsLayer::new(metrics.clone())
+        .hash_key(*b"0123456789abcdef")
+        .source_alias(&server.url("/inline?any=query"), "primary")
+        .max_sources(3);
+    let mut svc = ServiceBuilder::new().layer(layer).service(client());
+    fetch(&mut svc, &server.url("/inline?cb=42")).await.unwrap();
+    fetch(&mut svc, &server.url("/wrapper")).await.unwrap();
+    let mut req = get(&server.url("/no-ad"));
+    req.extensions_mut().insert(SourceLabel::new("backup"));
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    // Cap of 3: `keyed` and `backup` count (the alias does not), so the
+    // second and third new path go to `other`.
+    for path in ["/status/500", "/slow/1", "/chunked/2"] {
+        fetch(&mut svc, &server.url(path)).await.unwrap();
+    }
+
+    let s = parse(&metrics.encode());
+    let mut labels = label_values(&s, "vast_client_request_total", "source_url");
+    labels.sort();
+    let mut want = vec![
+        "backup".to_owned(),
+        keyed.clone(),
+        "other".to_owned(),
+        "primary".to_owned(),
+    ];
+    want.push(
+        SourceHasher::keyed(*b"0123456789abcdef")
+            .label_for(&server.url("/status/500").parse().unwrap()),
+    );
+    want.sort();
+    assert_eq!(labels, want);
+    assert!(!labels.contains(&unkeyed));
+    assert_eq!(
+        sum(&s, "vast_client_request_total", &[("source_url", "other")]),
+        2.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_metrics_errors_total",
+            &[("reason", "source_label_overflow")]
+        ),
+        2.0
+    );
+    assert_client_invariants(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_over_ten_sources() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()))
+        .concurrency_limit(200)
+        .service(client());
+    let paths = [
+        "/inline",
+        "/wrapper",
+        "/no-ad",
+        "/invalid-xml",
+        "/status/500",
+        "/chunked/3",
+        "/empty",
+        "/status/404",
+        "/big/8",
+        "/slow/5",
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let mut svc = svc.clone();
+        let url = server.url(&format!("{}?cb={i}", paths[i % paths.len()]));
+        tasks.spawn(async move { fetch(&mut svc, &url).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let s = parse(&metrics.encode());
+    let sources = label_values(&s, "vast_client_request_total", "source_url");
+    assert_eq!(sources.len(), 10);
+    for source in &sources {
+        assert_eq!(
+            sum(&s, "vast_client_request_total", &[("source_url", source)]),
+            100.0
+        );
+    }
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_success_total",
+            &[("result", "success")]
+        ),
+        500.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_success_total",
+            &[("result", "no_ad")]
+        ),
+        100.0
+    );
+    assert_eq!(sum(&s, "vast_client_request_failure_total", &[]), 400.0);
+    assert_client_invariants(&s);
+}
+
+#[tokio::test]
+async fn latency_to_headers_and_without_inspection() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let layer = VastMetricsLayer::new(metrics.clone())
+        .latency(Latency::ToHeaders)
+        .inspect_vast(false)
+        .source_name("h");
+    let mut svc = ServiceBuilder::new().layer(layer).service(client());
+    fetch(&mut svc, &server.url("/invalid-xml")).await.unwrap();
+    let s = parse(&metrics.encode());
+    // No inspection: a 2xx is success, and the parser family is untouched.
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_success_total",
+            &[("result", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&s, "vast_parser_xml_parsed_total", &[]) + sum(&s, "vast_parser_xml_failed_total", &[]),
+        0.0
+    );
+    assert_client_invariants(&s);
+}
+
+#[tokio::test]
+async fn tracking_mode_records_events() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let mut pixels = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()).tracking())
+        .service(client());
+    for (event, path) in [
+        (TrackingEvent::IMPRESSION, "/pixel"),
+        (TrackingEvent::FIRST_QUARTILE, "/pixel"),
+        (TrackingEvent::FIRST_QUARTILE, "/status/500"),
+    ] {
+        let mut req = get(&server.url(path));
+        req.extensions_mut().insert(event);
+        let res = pixels.ready().await.unwrap().call(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    fetch(&mut pixels, &server.url("/pixel")).await.unwrap();
+    let s = parse(&metrics.encode());
+    assert_eq!(
+        sum(
+            &s,
+            "vast_tracking_event_sent_total",
+            &[("event_type", "impression")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_tracking_event_sent_total",
+            &[("event_type", "firstQuartile")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_tracking_event_sent_total",
+            &[("event_type", "unknown")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_tracking_event_failed_total",
+            &[("event_type", "firstQuartile"), ("error_type", "http_5xx")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&s, "vast_tracking_request_duration_seconds_count", &[]),
+        4.0
+    );
+    assert_eq!(sum(&s, "vast_client_request_total", &[]), 0.0);
+}
+
+#[tokio::test]
+async fn noop_layer_passes_everything_through() {
+    let server = AdServer::start().await.unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(NoOpMetrics))
+        .service(client());
+    let body = fetch(&mut svc, &server.url("/inline")).await.unwrap();
+    assert_eq!(body, ad_server::INLINE_VAST.as_bytes());
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/status/503")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(!res.body().is_end_stream());
+}

@@ -1,7 +1,34 @@
 //! Observable VAST ad fetching.
+//!
+//! - [`VastMetricsLayer`] ([`layer`]): Tower middleware for the client that
+//!   fetches VAST; records requests, outcomes, latency to the end of the body
+//!   and requests in flight per hashed [source](source), inspecting bodies
+//!   as they stream past ([`vast`]).
+//! - [`MetricsCollector`] ([`collector`]): the generic API of the original
+//!   VAST Client metrics system, by the names in [`names`]; [`NoOpMetrics`]
+//!   costs nothing, [`PrometheusMetrics`] ([`prometheus`](crate::prometheus))
+//!   exports conventional Prometheus names.
+//! - [`MetricsServer`] and [`MetricsService`] ([`server`]): `/metrics`.
+//!
+//! # Example
+//!
+//! ```
+//! use vast_metrics::{MetricLabels, MetricsCollector, PrometheusMetrics, VastMetrics, VastMetricsLayer};
+//!
+//! let metrics = PrometheusMetrics::new();
+//! // Stack on any VAST-fetching client: `ServiceBuilder::new().layer(layer).service(client)`.
+//! let _layer = VastMetricsLayer::new(metrics.clone()).source_alias("https://ads.example.com/vast", "primary");
+//! metrics.increment(VastMetrics::TRACKING_EVENT_SENT, 1, &[(MetricLabels::EVENT_TYPE, "impression")]);
+//! assert!(metrics.encode().contains(r#"vast_tracking_event_sent_total{event_type="impression"} 1"#));
+//! ```
 #![warn(missing_docs, rust_2018_idioms)]
 #![deny(unreachable_pub)]
 #![forbid(unsafe_code)]
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub mod ad_server;
 pub mod classify;

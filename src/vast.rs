@@ -107,11 +107,18 @@ pub fn inspect_chunks<D: Buf + Clone>(chunks: &[D]) -> VastVerdict {
                 }
                 return inspect(&joined);
             }
-            let mut reader = Reader::from_reader(ChunkReader {
+            let mut chunk_reader = ChunkReader {
                 chunks,
                 index: 0,
                 offset: 0,
-            });
+            };
+            // quick-xml looks for a byte-order mark in its first read only,
+            // and a split one would read as text before the root.
+            let mut head = [0u8; 3];
+            if chunk_reader.peek(&mut head) == 3 && head == [0xEF, 0xBB, 0xBF] {
+                chunk_reader.skip(3);
+            }
+            let mut reader = Reader::from_reader(chunk_reader);
             let mut scan = Scan::default();
             let mut buf = Vec::new();
             loop {
@@ -201,6 +208,40 @@ struct ChunkReader<'a, D> {
     chunks: &'a [D],
     index: usize,
     offset: usize,
+}
+
+impl<D: Buf> ChunkReader<'_, D> {
+    /// Copies up to `out.len()` upcoming bytes without consuming them.
+    fn peek(&self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        let mut offset = self.offset;
+        for chunk in &self.chunks[self.index..] {
+            for &b in &chunk.chunk()[offset..] {
+                if n == out.len() {
+                    return n;
+                }
+                out[n] = b;
+                n += 1;
+            }
+            offset = 0;
+        }
+        n
+    }
+
+    /// Consumes `n` bytes, across chunks.
+    fn skip(&mut self, mut n: usize) {
+        while n > 0 {
+            let Ok(available) = self.fill_buf().map(<[u8]>::len) else {
+                return;
+            };
+            if available == 0 {
+                return;
+            }
+            let step = available.min(n);
+            self.consume(step);
+            n -= step;
+        }
+    }
 }
 
 impl<D: Buf> Read for ChunkReader<'_, D> {

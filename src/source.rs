@@ -19,6 +19,10 @@
 //!
 //! (Checked against an independent SipHash-2-4 implementation.)
 //!
+//! Paths are hashed as the request carries them: `http::Uri` keeps dot
+//! segments (`/a/../vast`) that `reqwest::Url` resolves, so the two clients
+//! agree on every URL without them.
+//!
 //! With a secret key (see [`SourceHasher::keyed`]) nobody can hash a list of
 //! known ad-server URLs to tell which one a label stands for.
 //!

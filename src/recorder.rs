@@ -22,9 +22,11 @@
 //! assert!(metrics.encode().contains(r#"vast_client_request_success_total{source_url="primary",result="success"} 1"#));
 //!
 //! // A backend of your own, called by name and labels on every record.
-//! let _custom = ByName(std::sync::Arc::new(NoOpMetrics));
+//! let _custom = ByName::new(std::sync::Arc::new(NoOpMetrics));
 //! ```
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -354,14 +356,55 @@ impl EventRecorder for PromEvent {
 /// Any [`MetricsCollector`] as a [`Recorder`]: every record is a call by
 /// name and label pairs, as in the original system. Slower than the
 /// built-in backends, but works with StatsD, Datadog, OpenTelemetry.
+///
+/// The collector runs on the request path. A collector that panics cannot
+/// take the request down: the panic is caught, the record dropped, the
+/// response delivered, and the panic counted ([`ByName::panics`]). A slow
+/// collector slows every request by its delay, so keep its calls
+/// non-blocking (a UDP send, a channel).
 #[derive(Clone, Debug, Default)]
-pub struct ByName<C>(pub C);
+pub struct ByName<C> {
+    collector: C,
+    panics: Arc<AtomicU64>,
+}
 
-/// Label of a [`ByName`] source or event type.
+impl<C> ByName<C> {
+    /// Records through `collector`.
+    pub fn new(collector: C) -> Self {
+        ByName {
+            collector,
+            panics: Arc::default(),
+        }
+    }
+
+    /// The collector.
+    pub fn get_ref(&self) -> &C {
+        &self.collector
+    }
+
+    /// Collector calls that panicked and were dropped.
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+}
+
+/// Handles of one [`ByName`] source or event type: its label.
 #[derive(Clone, Debug)]
 pub struct ByNameHandle<C> {
     collector: C,
     label: Arc<str>,
+    panics: Arc<AtomicU64>,
+}
+
+impl<C: MetricsCollector> ByNameHandle<C> {
+    /// Runs `record`; a panic in the collector is caught and counted.
+    fn guarded(&self, record: impl FnOnce(&C, (&'static str, &str))) {
+        let call =
+            AssertUnwindSafe(|| record(&self.collector, (MetricLabels::SOURCE_URL, &*self.label)));
+        if catch_unwind(call).is_err() {
+            self.panics.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<C: MetricsCollector + Clone + 'static> Recorder for ByName<C> {
@@ -370,93 +413,84 @@ impl<C: MetricsCollector + Clone + 'static> Recorder for ByName<C> {
 
     fn source(&self, label: &str) -> Self::Source {
         ByNameHandle {
-            collector: self.0.clone(),
+            collector: self.collector.clone(),
             label: label.into(),
+            panics: self.panics.clone(),
         }
     }
 
     fn event(&self, event_type: &str) -> Self::Event {
-        ByNameHandle {
-            collector: self.0.clone(),
-            label: event_type.into(),
-        }
+        self.source(event_type)
     }
 
     fn label_overflow(&self) {
-        self.0
-            .increment("vast.metrics.source_label_overflow", 1, &[]);
+        let handle = self.source("");
+        handle.guarded(|c, _| c.increment("vast.metrics.source_label_overflow", 1, &[]));
     }
 }
 
 impl<C: MetricsCollector + Clone + 'static> SourceRecorder for ByNameHandle<C> {
     fn start(&self) {
-        let labels = [(MetricLabels::SOURCE_URL, &*self.label)];
-        self.collector
-            .increment(VastMetrics::CLIENT_REQUEST_TOTAL, 1, &labels);
-        self.collector
-            .gauge(VastMetrics::CLIENT_ACTIVE_REQUESTS, 1.0, &labels);
+        self.guarded(|c, source| {
+            c.increment(VastMetrics::CLIENT_REQUEST_TOTAL, 1, &[source]);
+            c.gauge(VastMetrics::CLIENT_ACTIVE_REQUESTS, 1.0, &[source]);
+        });
     }
 
     fn finish(&self, outcome: Outcome, elapsed: Duration) {
-        let source = (MetricLabels::SOURCE_URL, &*self.label);
-        let c = &self.collector;
-        c.gauge(VastMetrics::CLIENT_ACTIVE_REQUESTS, -1.0, &[source]);
-        match outcome {
-            Outcome::Failure(e) => c.increment(
-                VastMetrics::CLIENT_REQUEST_FAILURE,
-                1,
-                &[source, (MetricLabels::ERROR_TYPE, e.as_str())],
-            ),
-            _ => c.increment(
-                VastMetrics::CLIENT_REQUEST_SUCCESS,
-                1,
-                &[source, (MetricLabels::RESULT, outcome.result().as_str())],
-            ),
-        }
-        c.timing(
-            VastMetrics::CLIENT_REQUEST_DURATION_MS,
-            elapsed.as_secs_f64() * 1000.0,
-            &[source, (MetricLabels::RESULT, outcome.result().as_str())],
-        );
+        self.guarded(|c, source| {
+            c.gauge(VastMetrics::CLIENT_ACTIVE_REQUESTS, -1.0, &[source]);
+            let result = (MetricLabels::RESULT, outcome.result().as_str());
+            match outcome {
+                Outcome::Failure(e) => c.increment(
+                    VastMetrics::CLIENT_REQUEST_FAILURE,
+                    1,
+                    &[source, (MetricLabels::ERROR_TYPE, e.as_str())],
+                ),
+                _ => c.increment(VastMetrics::CLIENT_REQUEST_SUCCESS, 1, &[source, result]),
+            }
+            c.timing(
+                VastMetrics::CLIENT_REQUEST_DURATION_MS,
+                elapsed.as_secs_f64() * 1000.0,
+                &[source, result],
+            );
+        });
     }
 
     fn inspected(&self, verdict: VastVerdict, elapsed: Duration) {
-        let source = (MetricLabels::SOURCE_URL, &*self.label);
-        let c = &self.collector;
-        if verdict.is_vast() {
-            c.increment(VastMetrics::PARSER_XML_PARSED, 1, &[source]);
-        } else {
-            let error = verdict.outcome_error();
-            c.increment(
-                VastMetrics::PARSER_XML_FAILED,
-                1,
-                &[source, (MetricLabels::ERROR_TYPE, error.as_str())],
+        self.guarded(|c, source| {
+            if verdict.is_vast() {
+                c.increment(VastMetrics::PARSER_XML_PARSED, 1, &[source]);
+            } else {
+                let error = (MetricLabels::ERROR_TYPE, verdict.outcome_error().as_str());
+                c.increment(VastMetrics::PARSER_XML_FAILED, 1, &[source, error]);
+            }
+            c.timing(
+                VastMetrics::PARSER_PARSE_DURATION,
+                elapsed.as_secs_f64() * 1000.0,
+                &[source],
             );
-        }
-        c.timing(
-            VastMetrics::PARSER_PARSE_DURATION,
-            elapsed.as_secs_f64() * 1000.0,
-            &[source],
-        );
+        });
     }
 }
 
 impl<C: MetricsCollector + Clone + 'static> EventRecorder for ByNameHandle<C> {
     fn finish(&self, failure: Option<ErrorType>, elapsed: Duration) {
-        let event = (MetricLabels::EVENT_TYPE, &*self.label);
-        let c = &self.collector;
-        match failure {
-            None => c.increment(VastMetrics::TRACKING_EVENT_SENT, 1, &[event]),
-            Some(e) => c.increment(
-                VastMetrics::TRACKING_EVENT_FAILED,
-                1,
-                &[event, (MetricLabels::ERROR_TYPE, e.as_str())],
-            ),
-        }
-        c.timing(
-            VastMetrics::TRACKING_REQUEST_DURATION,
-            elapsed.as_secs_f64() * 1000.0,
-            &[event],
-        );
+        self.guarded(|c, (_, label)| {
+            let event = (MetricLabels::EVENT_TYPE, label);
+            match failure {
+                None => c.increment(VastMetrics::TRACKING_EVENT_SENT, 1, &[event]),
+                Some(e) => c.increment(
+                    VastMetrics::TRACKING_EVENT_FAILED,
+                    1,
+                    &[event, (MetricLabels::ERROR_TYPE, e.as_str())],
+                ),
+            }
+            c.timing(
+                VastMetrics::TRACKING_REQUEST_DURATION,
+                elapsed.as_secs_f64() * 1000.0,
+                &[event],
+            );
+        });
     }
 }

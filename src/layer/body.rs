@@ -160,3 +160,12 @@ impl<D: Buf + Clone> Inspector<D> {
         Some((verdict, start.elapsed()))
     }
 }
+
+impl<B: Body + std::fmt::Debug, R: Recorder> std::fmt::Debug for ResponseBody<B, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", &self.inner)
+            .field("in_flight", &self.in_flight.is_some())
+            .finish()
+    }
+}

@@ -86,3 +86,11 @@ where
     }
     response.map(|body| ResponseBody::tracked(body, in_flight, inspect_limit))
 }
+
+impl<F, R: Recorder> std::fmt::Debug for ResponseFuture<F, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("in_flight", &self.in_flight.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,168 @@
+//! The layer over a custom `MetricsCollector` (through `ByName`): records by
+//! name, and a panicking or slow collector cannot take the request down.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use vast_metrics::ad_server::{AdServer, INLINE_VAST};
+use vast_metrics::collector::Labels;
+use vast_metrics::recorder::ByName;
+use vast_metrics::{MetricsCollector, VastMetricsLayer};
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl MetricsCollector for Log {
+    fn increment(&self, metric: &str, value: u64, labels: Labels<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{metric} {value} {labels:?}"));
+    }
+    fn histogram(&self, metric: &str, _: f64, labels: Labels<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{metric} h {labels:?}"));
+    }
+    fn gauge(&self, metric: &str, delta: f64, labels: Labels<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{metric} {delta:+} {labels:?}"));
+    }
+}
+
+#[derive(Clone)]
+struct Panicking;
+
+impl MetricsCollector for Panicking {
+    fn increment(&self, _: &str, _: u64, _: Labels<'_>) {
+        panic!("collector bug");
+    }
+    fn histogram(&self, _: &str, _: f64, _: Labels<'_>) {
+        panic!("collector bug");
+    }
+    fn gauge(&self, _: &str, _: f64, _: Labels<'_>) {
+        panic!("collector bug");
+    }
+}
+
+#[derive(Clone)]
+struct Slow;
+
+impl MetricsCollector for Slow {
+    fn increment(&self, _: &str, _: u64, _: Labels<'_>) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fn histogram(&self, _: &str, _: f64, _: Labels<'_>) {}
+    fn gauge(&self, _: &str, _: f64, _: Labels<'_>) {}
+}
+
+fn get(url: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(url).body(Full::default()).unwrap()
+}
+
+#[tokio::test]
+async fn records_by_name_with_the_contract_labels() {
+    let server = AdServer::start().await.unwrap();
+    let log = Log::default();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(ByName::new(log.clone())).source_name("primary"))
+        .service(client);
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/no-ad")))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    let calls = log.0.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [
+            r#"vast.client.request.total 1 [("source_url", "primary")]"#,
+            r#"vast.client.active_requests +1 [("source_url", "primary")]"#,
+            r#"vast.client.active_requests -1 [("source_url", "primary")]"#,
+            r#"vast.client.request.success 1 [("source_url", "primary"), ("result", "no_ad")]"#,
+            r#"vast.client.request.duration h [("source_url", "primary"), ("result", "no_ad")]"#,
+            r#"vast.parser.xml.parsed 1 [("source_url", "primary")]"#,
+            r#"vast.parser.parse.duration h [("source_url", "primary")]"#,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_collector_cannot_take_the_request_down() {
+    let server = AdServer::start().await.unwrap();
+    let recorder = ByName::new(Panicking);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(recorder.clone()))
+        .service(client);
+
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/inline")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, INLINE_VAST.as_bytes());
+    // start, finish and the inspection each panicked once.
+    assert_eq!(recorder.panics(), 3);
+
+    // The cancellation path records from a destructor: still no abort.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&server.url("/chunked/5")))
+        .await
+        .unwrap();
+    drop(res);
+    assert_eq!(recorder.panics(), 5);
+
+    // Errors of the inner service come through unchanged.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&format!("http://{closed}/")))
+        .await
+        .unwrap_err();
+    assert!(err.is_connect());
+}
+
+#[tokio::test]
+async fn a_slow_collector_delays_but_delivers() {
+    let server = AdServer::start().await.unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(ByName::new(Slow)))
+        .service(client);
+    for _ in 0..3 {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(get(&server.url("/wrapper")))
+            .await
+            .unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.starts_with(b"<?xml"));
+    }
+}

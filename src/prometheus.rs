@@ -41,6 +41,9 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
 /// (reason `label_value_too_long`): they are ids, not categories.
 pub const MAX_LABEL_VALUE_LEN: usize = 1024;
 
+/// Longest metric name accepted, in bytes (dotted or exported).
+pub const MAX_NAME_LEN: usize = 200;
+
 /// Exported name of the family that counts dropped calls.
 pub const ERRORS_METRIC: &str = "vast_metrics_errors_total";
 
@@ -48,7 +51,9 @@ pub const ERRORS_METRIC: &str = "vast_metrics_errors_total";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
-    /// The metric name does not make a valid Prometheus name.
+    /// The metric name does not make a valid Prometheus name (ASCII letters,
+    /// digits, `_` and `:`, not starting with a digit, at most
+    /// [`MAX_NAME_LEN`] bytes).
     #[error("invalid metric name")]
     InvalidName,
     /// A label key is not a valid Prometheus label name, or is reserved.
@@ -367,7 +372,11 @@ impl Store {
             return Ok(family.clone());
         }
         let exported = shape.exported_name(dotted);
-        if dotted.is_empty() || !valid_metric_name(&exported) || exported == ERRORS_METRIC {
+        if dotted.is_empty()
+            || exported.len() > MAX_NAME_LEN
+            || !valid_metric_name(&exported)
+            || exported == ERRORS_METRIC
+        {
             return Err(RecordError::InvalidName);
         }
         let mut by_exported = self.by_exported.write().unwrap_or_else(|e| e.into_inner());

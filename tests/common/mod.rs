@@ -107,3 +107,42 @@ pub fn assert_client_invariants(samples: &[Sample]) {
         assert_eq!(observed, total, "duration count != total for {source}");
     }
 }
+
+/// Whether `promtool check metrics` accepts the exposition without a
+/// complaint; `true` when promtool is missing (unless
+/// `VAST_REQUIRE_PROMTOOL=1`, then it panics).
+pub fn promtool_accepts(exposition: &str) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(_) if std::env::var("VAST_REQUIRE_PROMTOOL").as_deref() != Ok("1") => {
+            eprintln!("skipping promtool check: promtool not found");
+            return true;
+        }
+        Err(e) => panic!("VAST_REQUIRE_PROMTOOL=1 but promtool cannot run: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() || !printed.trim().is_empty() {
+        eprintln!("promtool:\n{printed}");
+        return false;
+    }
+    true
+}

@@ -34,6 +34,7 @@ pub mod ad_server;
 pub mod classify;
 pub mod collector;
 pub mod layer;
+pub mod multi_source;
 pub mod names;
 pub mod prometheus;
 pub mod recorder;
@@ -47,6 +48,7 @@ pub use crate::collector::{MetricsCollector, NoOpMetrics};
 pub use crate::layer::{
     Latency, ResponseBody, ResponseFuture, VastMetricsLayer, VastMetricsService,
 };
+pub use crate::multi_source::{MultiSource, MultiSourceMetricsLayer};
 pub use crate::names::{MetricLabels, VastMetrics};
 pub use crate::prometheus::PrometheusMetrics;
 pub use crate::server::{MetricsServer, MetricsService};

@@ -1,0 +1,565 @@
+//! The crate's main job, end to end: multi-source VAST fetching against
+//! several realistic ad servers on loopback, every metric family recorded,
+//! `/metrics` served.
+//!
+//! Run: `cargo run --example demo`, then in another terminal:
+//! `curl -s http://127.0.0.1:8000/metrics | grep vast_`
+//!
+//! It starts five VAST ad servers (fast, slow, flaky with 5xx, often no
+//! fill, sometimes broken XML) and a tracking-pixel server, drives a steady
+//! stream of multi-source fetches with each strategy (race, parallel,
+//! sequential) over fallback tiers through hyper-util's client wrapped in
+//! `VastMetricsLayer`, fires the impression and quartile pixels of every ad
+//! it gets through a tracking layer, and prints a summary line every 2.5 s.
+//!
+//! Environment:
+//! - `VAST_METRICS_ADDR`: listen address of `/metrics` (default `127.0.0.1:8000`)
+//! - `VAST_DEMO_SECONDS`: stop after this many seconds (default: until Ctrl+C)
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use vast_metrics::ad_server::{INLINE_VAST, INVALID_XML, NOT_VAST, NO_AD_VAST, WRAPPER_VAST};
+use vast_metrics::classify::Outcome;
+use vast_metrics::multi_source::{
+    FetchReport, MultiSource, MultiSourceError, Source, Strategy, VastRequest,
+};
+use vast_metrics::tracking::TrackingEvent;
+use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer, VastMetricsService};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type VastClient = VastMetricsService<HttpClient, PrometheusMetrics>;
+
+/// New fetches per strategy per second (about).
+const FETCHES_PER_SECOND: u64 = 25;
+/// Fetches in flight at most, per strategy.
+const MAX_IN_FLIGHT: usize = 32;
+const SUMMARY_EVERY: Duration = Duration::from_millis(2500);
+
+// ---------------------------------------------------------------- randomness
+
+/// A tiny xorshift64* generator: no `rand` crate for a demo.
+struct XorShift(u64);
+
+impl XorShift {
+    fn seeded(seed: u64) -> Self {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// `true` with probability `pct` percent.
+    fn chance(&mut self, pct: u64) -> bool {
+        self.next() % 100 < pct
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// Seeds for generators: distinct per call.
+fn seed() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0x5EED);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    COUNTER.fetch_add(0x9E37_79B9, Ordering::Relaxed) ^ nanos
+}
+
+// ---------------------------------------------------------------- ad servers
+
+/// How one embedded ad server behaves.
+#[derive(Clone, Copy, Debug)]
+struct Behaviour {
+    name: &'static str,
+    /// Response time, uniform in this range (ms).
+    latency_ms: (u64, u64),
+    /// Percent of requests answered 500/503.
+    server_error_pct: u64,
+    /// Percent of requests answered with broken or non-VAST XML.
+    broken_pct: u64,
+    /// Percent of the remaining requests that fill (else a no-ad VAST).
+    fill_pct: u64,
+}
+
+const FAST: Behaviour = Behaviour {
+    name: "fast",
+    latency_ms: (3, 25),
+    server_error_pct: 1,
+    broken_pct: 0,
+    fill_pct: 85,
+};
+const SLOW: Behaviour = Behaviour {
+    name: "slow",
+    latency_ms: (120, 420),
+    server_error_pct: 2,
+    broken_pct: 0,
+    fill_pct: 90,
+};
+const FLAKY: Behaviour = Behaviour {
+    name: "flaky",
+    latency_ms: (10, 80),
+    server_error_pct: 30,
+    broken_pct: 0,
+    fill_pct: 80,
+};
+const NO_FILL: Behaviour = Behaviour {
+    name: "nofill",
+    latency_ms: (8, 40),
+    server_error_pct: 0,
+    broken_pct: 0,
+    fill_pct: 15,
+};
+const BROKEN: Behaviour = Behaviour {
+    name: "broken",
+    latency_ms: (10, 60),
+    server_error_pct: 2,
+    broken_pct: 25,
+    fill_pct: 70,
+};
+/// The tracking-pixel server: quick, 3% 503.
+const PIXELS: Behaviour = Behaviour {
+    name: "pixels",
+    latency_ms: (1, 12),
+    server_error_pct: 3,
+    broken_pct: 0,
+    fill_pct: 0,
+};
+
+struct AdServer {
+    behaviour: Behaviour,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl AdServer {
+    async fn start(behaviour: Behaviour) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| answer(behaviour, req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(AdServer {
+            behaviour,
+            addr,
+            task,
+        })
+    }
+
+    fn source(&self) -> Source {
+        let url = format!("http://{}/vast?placement=preroll", self.addr);
+        Source::parse(self.behaviour.name, &url).expect("a loopback URL parses")
+    }
+}
+
+impl Drop for AdServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(b: Behaviour, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut rng = XorShift::seeded(seed());
+    tokio::time::sleep(Duration::from_millis(
+        rng.between(b.latency_ms.0, b.latency_ms.1),
+    ))
+    .await;
+    let status = |code: StatusCode| {
+        let mut res = Response::new(Full::new(Bytes::from_static(b"unavailable")));
+        *res.status_mut() = code;
+        res
+    };
+    if rng.chance(b.server_error_pct) {
+        let code = if rng.chance(50) {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return Ok(status(code));
+    }
+    if req.uri().path() == "/pixel" {
+        return Ok(status(StatusCode::NO_CONTENT));
+    }
+    let body = if rng.chance(b.broken_pct) {
+        match rng.between(0, 2) {
+            0 => INVALID_XML,
+            1 => NOT_VAST,
+            _ => "",
+        }
+    } else if rng.chance(b.fill_pct) {
+        if rng.chance(90) {
+            INLINE_VAST
+        } else {
+            WRAPPER_VAST
+        }
+    } else {
+        NO_AD_VAST
+    };
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    Ok(res)
+}
+
+// ---------------------------------------------------------------- statistics
+
+#[derive(Default)]
+struct Stats {
+    requests: u64,
+    fills: u64,
+    fallbacks: u64,
+    no_fill: u64,
+    errors: u64,
+    abandoned: u64,
+    pixels: u64,
+    latencies_ms: Vec<f64>,
+}
+
+impl Stats {
+    fn record(&mut self, result: &Result<Response<Bytes>, MultiSourceError>, elapsed: Duration) {
+        self.requests += 1;
+        self.latencies_ms.push(elapsed.as_secs_f64() * 1000.0);
+        let report = match result {
+            Ok(res) => {
+                self.fills += 1;
+                res.extensions().get::<FetchReport>()
+            }
+            Err(e) => {
+                match e.report().outcome() {
+                    Outcome::NoAd => self.no_fill += 1,
+                    _ => self.errors += 1,
+                }
+                Some(e.report())
+            }
+        };
+        if report.is_some_and(|r| r.fallback_depth > 0) {
+            self.fallbacks += 1;
+        }
+    }
+
+    /// One summary line; resets the counts.
+    fn line(&mut self, since: Duration, uptime: Duration) -> String {
+        let secs = since.as_secs_f64().max(1e-3);
+        let pct = |n: u64| 100.0 * n as f64 / self.requests.max(1) as f64;
+        self.latencies_ms.sort_by(f64::total_cmp);
+        let p95 = self
+            .latencies_ms
+            .get(
+                (self.latencies_ms.len() * 95 / 100).min(self.latencies_ms.len().saturating_sub(1)),
+            )
+            .copied()
+            .unwrap_or(0.0);
+        let line = format!(
+            "[{:>5.1}s] {:>6.1} req/s | fill {:>5.1}% | p95 {:>5.0} ms | fallback {:>5.1}% | no fill {} | errors {} | abandoned {} | pixels {}",
+            uptime.as_secs_f64(),
+            self.requests as f64 / secs,
+            pct(self.fills),
+            p95,
+            pct(self.fallbacks),
+            self.no_fill,
+            self.errors,
+            self.abandoned,
+            self.pixels,
+        );
+        *self = Stats::default();
+        line
+    }
+}
+
+// ---------------------------------------------------------------- the fetch loop
+
+/// Fires the impression and quartile pixels of an ad, in order.
+async fn fire_pixels<T>(mut pixels: T, pixel_url: String, stats: Arc<Mutex<Stats>>)
+where
+    T: Service<Request<Full<Bytes>>>,
+{
+    let events = [
+        TrackingEvent::IMPRESSION,
+        TrackingEvent::START,
+        TrackingEvent::FIRST_QUARTILE,
+        TrackingEvent::MIDPOINT,
+        TrackingEvent::THIRD_QUARTILE,
+        TrackingEvent::COMPLETE,
+    ];
+    for event in events {
+        let url = format!("{pixel_url}?e={}", event.as_str());
+        let Ok(mut req) = Request::get(url).body(Full::default()) else {
+            return;
+        };
+        req.extensions_mut().insert(event);
+        let Ok(ready) = pixels.ready().await else {
+            return;
+        };
+        // The layer records the outcome; the demo only counts.
+        let _ = ready.call(req).await;
+        stats.lock().expect("stats lock").pixels += 1;
+    }
+}
+
+/// Drives fetches of one strategy until `stop` is set.
+async fn drive<T>(
+    fetcher: MultiSource<VastClient, PrometheusMetrics>,
+    pixels: T,
+    pixel_url: String,
+    stats: Arc<Mutex<Stats>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    T: Service<Request<Full<Bytes>>> + Clone + Send + 'static,
+    T::Future: Send,
+{
+    let mut rng = XorShift::seeded(seed());
+    let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut n = 0u64;
+    let period = Duration::from_micros(1_000_000 / FETCHES_PER_SECOND);
+    loop {
+        // A little jitter around the rate.
+        let pause = period.mul_f64(0.5 + rng.between(0, 100) as f64 / 100.0);
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue; // saturated: skip a beat
+        };
+        n += 1;
+        let fetcher = fetcher.clone();
+        let pixels = pixels.clone();
+        let pixel_url = pixel_url.clone();
+        let stats = stats.clone();
+        // Now and then the player gives up early: the fetch is dropped.
+        let abandon_after = rng
+            .chance(3)
+            .then(|| Duration::from_millis(rng.between(5, 80)));
+        tasks.spawn(async move {
+            let _permit = permit;
+            let start = Instant::now();
+            let req = VastRequest::new().query(format!("cb={n}"));
+            let fetch = fetcher.oneshot(req);
+            let result = match abandon_after {
+                Some(after) => match tokio::time::timeout(after, fetch).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        stats.lock().expect("stats lock").abandoned += 1;
+                        return;
+                    }
+                },
+                None => fetch.await,
+            };
+            stats
+                .lock()
+                .expect("stats lock")
+                .record(&result, start.elapsed());
+            if result.is_ok() {
+                fire_pixels(pixels, pixel_url, stats).await;
+            }
+        });
+        // Reap finished tasks as we go.
+        while tasks.try_join_next().is_some() {}
+    }
+    // Let the fetches in flight finish, within reason.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.shutdown().await;
+}
+
+// ---------------------------------------------------------------- main
+
+fn config() -> Result<(SocketAddr, Option<Duration>), String> {
+    let addr = match std::env::var("VAST_METRICS_ADDR") {
+        Ok(addr) => addr
+            .parse()
+            .map_err(|e| format!("VAST_METRICS_ADDR={addr:?} is not a socket address: {e}"))?,
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 8000)),
+    };
+    let run_for = match std::env::var("VAST_DEMO_SECONDS") {
+        Ok(secs) => match secs.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            _ => {
+                return Err(format!(
+                    "VAST_DEMO_SECONDS={secs:?} is not a number of seconds"
+                ))
+            }
+        },
+        Err(_) => None,
+    };
+    Ok((addr, run_for))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let (addr, run_for) = match config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(addr, run_for).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(
+    addr: SocketAddr,
+    run_for: Option<Duration>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let metrics = PrometheusMetrics::new();
+
+    // The ad servers.
+    let fast = AdServer::start(FAST).await?;
+    let slow = AdServer::start(SLOW).await?;
+    let flaky = AdServer::start(FLAKY).await?;
+    let no_fill = AdServer::start(NO_FILL).await?;
+    let broken = AdServer::start(BROKEN).await?;
+    let pixel_server = AdServer::start(PIXELS).await?;
+    println!("== vast-metrics demo ==");
+    for s in [&fast, &slow, &flaky, &no_fill, &broken, &pixel_server] {
+        let b = s.behaviour;
+        println!(
+            "  {:<7} http://{}  {:>3}-{:<3} ms, {:>2}% 5xx, {:>2}% broken, {:>2}% fill",
+            b.name,
+            s.addr,
+            b.latency_ms.0,
+            b.latency_ms.1,
+            b.server_error_pct,
+            b.broken_pct,
+            b.fill_pct
+        );
+    }
+
+    // One HTTP client: VAST fetches through the client layer (per-source
+    // labels from the multi-source fetcher), pixels through a tracking layer.
+    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let vast_client: VastClient = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()))
+        .service(http.clone());
+    let pixels = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()).tracking())
+        .service(http);
+
+    let fetchers = [
+        // Race the quick sources; the no-fill one is the fallback.
+        MultiSource::builder(vast_client.clone(), metrics.clone())
+            .tier([fast.source(), flaky.source(), slow.source()])
+            .tier([no_fill.source()])
+            .strategy(Strategy::Race)
+            .source_timeout(Duration::from_millis(300))
+            .deadline(Duration::from_millis(800))
+            .build(),
+        // Priority order within a tier; two fallback tiers.
+        MultiSource::builder(vast_client.clone(), metrics.clone())
+            .tier([no_fill.source(), broken.source()])
+            .tier([flaky.source(), slow.source()])
+            .tier([fast.source()])
+            .strategy(Strategy::Parallel)
+            .source_timeout(Duration::from_millis(300))
+            .deadline(Duration::from_millis(800))
+            // Only inline ads: wrappers cost another round trip.
+            .filter(|vast| !vast.windows(8).any(|w| w == b"<Wrapper"))
+            .build(),
+        // One after the other, on a tight deadline.
+        MultiSource::builder(vast_client, metrics.clone())
+            .tier([no_fill.source(), slow.source()])
+            .tier([flaky.source(), broken.source()])
+            .tier([fast.source()])
+            .strategy(Strategy::Sequential)
+            .source_timeout(Duration::from_millis(250))
+            .deadline(Duration::from_millis(350))
+            .build(),
+    ];
+
+    let server = MetricsServer::new(metrics.clone())
+        .bind(addr)
+        .await?
+        .spawn();
+    let local = server.local_addr();
+    println!("serving http://{local}/metrics   (try: curl -s http://{local}/metrics | grep vast_)");
+    match run_for {
+        Some(d) => println!("fetching with race, parallel and sequential for {d:?}...\n"),
+        None => println!("fetching with race, parallel and sequential; Ctrl+C to stop\n"),
+    }
+
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let pixel_url = format!("http://{}/pixel", pixel_server.addr);
+    let mut drivers = tokio::task::JoinSet::new();
+    for fetcher in fetchers {
+        drivers.spawn(drive(
+            fetcher,
+            pixels.clone(),
+            pixel_url.clone(),
+            stats.clone(),
+            stop_rx.clone(),
+        ));
+    }
+
+    let started = Instant::now();
+    let stop = async {
+        match run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    tokio::pin!(stop);
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticker.tick() => {
+                let line = stats.lock().expect("stats lock").line(last.elapsed(), started.elapsed());
+                last = Instant::now();
+                println!("{line}");
+            }
+        }
+    }
+
+    println!("\nstopping: finishing the fetches in flight...");
+    let _ = stop_tx.send(true);
+    while drivers.join_next().await.is_some() {}
+    server.shutdown().await?;
+    println!("done.");
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Smoke test of `cargo run --example demo`: while it runs, every metric
+//! family of the contract has samples; then it exits 0 on its own.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use vast_metrics::names::{exported_name, MetricKind};
+use vast_metrics::VastMetrics;
+
+/// Every family of DESIGN.md's table, by its dotted name and type.
+const FAMILIES: &[(&str, MetricKind)] = &[
+    (VastMetrics::CLIENT_REQUEST_TOTAL, MetricKind::Counter),
+    (VastMetrics::CLIENT_REQUEST_SUCCESS, MetricKind::Counter),
+    (VastMetrics::CLIENT_REQUEST_FAILURE, MetricKind::Counter),
+    (
+        VastMetrics::CLIENT_REQUEST_DURATION_MS,
+        MetricKind::Histogram,
+    ),
+    (VastMetrics::CLIENT_ACTIVE_REQUESTS, MetricKind::Gauge),
+    (
+        VastMetrics::MULTI_SOURCE_REQUESTS_TOTAL,
+        MetricKind::Counter,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_REQUESTS_SUCCESS,
+        MetricKind::Counter,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_REQUESTS_FAILURE,
+        MetricKind::Counter,
+    ),
+    (VastMetrics::MULTI_SOURCE_LATENCY_MS, MetricKind::Histogram),
+    (VastMetrics::MULTI_SOURCE_ACTIVE_REQUESTS, MetricKind::Gauge),
+    (VastMetrics::MULTI_SOURCE_SOURCES_COUNT, MetricKind::Gauge),
+    (
+        VastMetrics::MULTI_SOURCE_FALLBACK_TRIGGERED,
+        MetricKind::Counter,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_SOURCES_ATTEMPTED,
+        MetricKind::Counter,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_SOURCES_SUCCESS,
+        MetricKind::Counter,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_SOURCES_FAILURE,
+        MetricKind::Counter,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_FETCH_DURATION,
+        MetricKind::Histogram,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_PARSE_DURATION,
+        MetricKind::Histogram,
+    ),
+    (
+        VastMetrics::MULTI_SOURCE_FILTER_DURATION,
+        MetricKind::Histogram,
+    ),
+    (VastMetrics::PARSER_XML_PARSED, MetricKind::Counter),
+    (VastMetrics::PARSER_XML_FAILED, MetricKind::Counter),
+    (VastMetrics::PARSER_PARSE_DURATION, MetricKind::Histogram),
+    (VastMetrics::TRACKING_EVENT_SENT, MetricKind::Counter),
+    (VastMetrics::TRACKING_EVENT_FAILED, MetricKind::Counter),
+    (
+        VastMetrics::TRACKING_REQUEST_DURATION,
+        MetricKind::Histogram,
+    ),
+];
+
+/// Exported name of a family: durations are `*_seconds` histograms.
+fn family(dotted: &str, kind: MetricKind) -> String {
+    match kind {
+        MetricKind::Histogram => vast_metrics::names::exported_timing_name(dotted),
+        kind => exported_name(dotted, kind),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+async fn scrape(url: &str) -> Option<String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let res = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse().ok()?))
+        .await
+        .ok()?
+        .ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    let body = res.into_body().collect().await.ok()?.to_bytes();
+    String::from_utf8(body.to_vec()).ok()
+}
+
+/// Kills the demo if the test fails before it exits.
+struct Child(Option<std::process::Child>);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_records_every_family_and_exits_cleanly() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["run", "--quiet", "--example", "demo"];
+    if cfg!(feature = "reqwest") {
+        args.extend(["--features", "reqwest"]);
+    }
+    let child = Command::new(env!("CARGO"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("VAST_DEMO_SECONDS", "12")
+        .env("VAST_METRICS_ADDR", &addr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cargo runs");
+    let mut child = Child(Some(child));
+    let url = format!("http://{addr}/metrics");
+
+    // Up when /metrics answers (building the example may take a while).
+    let give_up = Instant::now() + Duration::from_secs(240);
+    let up = loop {
+        if scrape(&url).await.is_some() {
+            break Instant::now();
+        }
+        if let Some(status) = child.0.as_mut().unwrap().try_wait().unwrap() {
+            let out = child.0.take().unwrap().wait_with_output().unwrap();
+            panic!(
+                "the demo exited early ({status}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(Instant::now() < give_up, "the demo never served /metrics");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // After 10 seconds (and before the demo's 12), every family has samples.
+    tokio::time::sleep_until((up + Duration::from_millis(10_500)).into()).await;
+    let text = scrape(&url).await.expect("a scrape while the demo runs");
+    let samples = common::parse(&text);
+    let mut missing = Vec::new();
+    for &(dotted, kind) in FAMILIES {
+        let name = family(dotted, kind);
+        let present = samples.iter().any(|s| {
+            s.name == name
+                || (kind == MetricKind::Histogram
+                    && s.name == format!("{name}_count")
+                    && s.value > 0.0)
+        });
+        if !present {
+            missing.push(name);
+        }
+    }
+    assert!(missing.is_empty(), "families without samples: {missing:?}");
+    for strategy in ["race", "parallel", "sequential"] {
+        assert!(
+            common::sum(
+                &samples,
+                "vast_multi_source_requests_total",
+                &[("fetch_strategy", strategy)]
+            ) > 0.0,
+            "{strategy}"
+        );
+    }
+
+    // Then it stops by itself, with status 0.
+    let process = child.0.take().unwrap();
+    let out = tokio::task::spawn_blocking(move || process.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("req/s"), "no summary line: {stdout}");
+    assert!(stdout.contains("done."), "{stdout}");
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use vast_metrics::names::{exported_name, MetricKind};
+use vast_metrics::names::exported_name;
 use vast_metrics::{MetricLabels, MetricsCollector, NoOpMetrics, VastMetrics};
 
 fn main() {
@@ -42,68 +42,7 @@ fn noop_metrics() {
 /// The dotted names used with the generic API, and what Prometheus sees.
 fn constants() {
     println!("== 2. Metric constants ==");
-    let names = [
-        (VastMetrics::CLIENT_REQUEST_TOTAL, MetricKind::Counter),
-        (VastMetrics::CLIENT_REQUEST_SUCCESS, MetricKind::Counter),
-        (VastMetrics::CLIENT_REQUEST_FAILURE, MetricKind::Counter),
-        (
-            VastMetrics::CLIENT_REQUEST_DURATION_MS,
-            MetricKind::Histogram,
-        ),
-        (VastMetrics::CLIENT_ACTIVE_REQUESTS, MetricKind::Gauge),
-        (
-            VastMetrics::MULTI_SOURCE_REQUESTS_TOTAL,
-            MetricKind::Counter,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_REQUESTS_SUCCESS,
-            MetricKind::Counter,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_REQUESTS_FAILURE,
-            MetricKind::Counter,
-        ),
-        (VastMetrics::MULTI_SOURCE_LATENCY_MS, MetricKind::Histogram),
-        (VastMetrics::MULTI_SOURCE_ACTIVE_REQUESTS, MetricKind::Gauge),
-        (VastMetrics::MULTI_SOURCE_SOURCES_COUNT, MetricKind::Gauge),
-        (
-            VastMetrics::MULTI_SOURCE_FALLBACK_TRIGGERED,
-            MetricKind::Counter,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_SOURCES_ATTEMPTED,
-            MetricKind::Counter,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_SOURCES_SUCCESS,
-            MetricKind::Counter,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_SOURCES_FAILURE,
-            MetricKind::Counter,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_FETCH_DURATION,
-            MetricKind::Histogram,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_PARSE_DURATION,
-            MetricKind::Histogram,
-        ),
-        (
-            VastMetrics::MULTI_SOURCE_FILTER_DURATION,
-            MetricKind::Histogram,
-        ),
-        (VastMetrics::PARSER_XML_PARSED, MetricKind::Counter),
-        (VastMetrics::PARSER_XML_FAILED, MetricKind::Counter),
-        (VastMetrics::PARSER_PARSE_DURATION, MetricKind::Histogram),
-        (VastMetrics::TRACKING_EVENT_SENT, MetricKind::Counter),
-        (VastMetrics::TRACKING_EVENT_FAILED, MetricKind::Counter),
-        (
-            VastMetrics::TRACKING_REQUEST_DURATION,
-            MetricKind::Histogram,
-        ),
-    ];
+    let names = VastMetrics::ALL;
     println!("{:<42} {:<10} exported as", "VastMetrics (dotted)", "type");
     for (dotted, kind) in names {
         let kind_name = format!("{kind:?}").to_lowercase();

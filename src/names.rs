@@ -76,6 +76,34 @@ impl VastMetrics {
     pub const CLIENT_REQUEST_DURATION_MS: &'static str = "vast.client.request.duration";
     /// Client requests in flight (gauge). New in this crate.
     pub const CLIENT_ACTIVE_REQUESTS: &'static str = "vast.client.active_requests";
+
+    /// Every name above with its type: the metric contract.
+    pub const ALL: [(&'static str, MetricKind); 24] = [
+        (Self::CLIENT_REQUEST_TOTAL, MetricKind::Counter),
+        (Self::CLIENT_REQUEST_SUCCESS, MetricKind::Counter),
+        (Self::CLIENT_REQUEST_FAILURE, MetricKind::Counter),
+        (Self::CLIENT_REQUEST_DURATION_MS, MetricKind::Histogram),
+        (Self::CLIENT_ACTIVE_REQUESTS, MetricKind::Gauge),
+        (Self::MULTI_SOURCE_REQUESTS_TOTAL, MetricKind::Counter),
+        (Self::MULTI_SOURCE_REQUESTS_SUCCESS, MetricKind::Counter),
+        (Self::MULTI_SOURCE_REQUESTS_FAILURE, MetricKind::Counter),
+        (Self::MULTI_SOURCE_LATENCY_MS, MetricKind::Histogram),
+        (Self::MULTI_SOURCE_ACTIVE_REQUESTS, MetricKind::Gauge),
+        (Self::MULTI_SOURCE_SOURCES_COUNT, MetricKind::Gauge),
+        (Self::MULTI_SOURCE_FALLBACK_TRIGGERED, MetricKind::Counter),
+        (Self::MULTI_SOURCE_SOURCES_ATTEMPTED, MetricKind::Counter),
+        (Self::MULTI_SOURCE_SOURCES_SUCCESS, MetricKind::Counter),
+        (Self::MULTI_SOURCE_SOURCES_FAILURE, MetricKind::Counter),
+        (Self::MULTI_SOURCE_FETCH_DURATION, MetricKind::Histogram),
+        (Self::MULTI_SOURCE_PARSE_DURATION, MetricKind::Histogram),
+        (Self::MULTI_SOURCE_FILTER_DURATION, MetricKind::Histogram),
+        (Self::PARSER_XML_PARSED, MetricKind::Counter),
+        (Self::PARSER_XML_FAILED, MetricKind::Counter),
+        (Self::PARSER_PARSE_DURATION, MetricKind::Histogram),
+        (Self::TRACKING_EVENT_SENT, MetricKind::Counter),
+        (Self::TRACKING_EVENT_FAILED, MetricKind::Counter),
+        (Self::TRACKING_REQUEST_DURATION, MetricKind::Histogram),
+    ];
 }
 
 /// Label-name constants of the VAST Client metrics system.
@@ -343,6 +371,15 @@ mod tests {
             assert_eq!(exported_name(dotted, kind), exported, "{dotted}");
             assert!(help(dotted).is_some(), "{dotted} has no HELP");
         }
+    }
+
+    #[test]
+    fn all_lists_every_name_once_with_help() {
+        let mut names: Vec<_> = VastMetrics::ALL.iter().map(|(n, _)| *n).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 24);
+        assert!(VastMetrics::ALL.iter().all(|(n, _)| help(n).is_some()));
     }
 
     #[test]

@@ -15,68 +15,7 @@ use vast_metrics::names::{exported_name, MetricKind};
 use vast_metrics::VastMetrics;
 
 /// Every family of DESIGN.md's table, by its dotted name and type.
-const FAMILIES: &[(&str, MetricKind)] = &[
-    (VastMetrics::CLIENT_REQUEST_TOTAL, MetricKind::Counter),
-    (VastMetrics::CLIENT_REQUEST_SUCCESS, MetricKind::Counter),
-    (VastMetrics::CLIENT_REQUEST_FAILURE, MetricKind::Counter),
-    (
-        VastMetrics::CLIENT_REQUEST_DURATION_MS,
-        MetricKind::Histogram,
-    ),
-    (VastMetrics::CLIENT_ACTIVE_REQUESTS, MetricKind::Gauge),
-    (
-        VastMetrics::MULTI_SOURCE_REQUESTS_TOTAL,
-        MetricKind::Counter,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_REQUESTS_SUCCESS,
-        MetricKind::Counter,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_REQUESTS_FAILURE,
-        MetricKind::Counter,
-    ),
-    (VastMetrics::MULTI_SOURCE_LATENCY_MS, MetricKind::Histogram),
-    (VastMetrics::MULTI_SOURCE_ACTIVE_REQUESTS, MetricKind::Gauge),
-    (VastMetrics::MULTI_SOURCE_SOURCES_COUNT, MetricKind::Gauge),
-    (
-        VastMetrics::MULTI_SOURCE_FALLBACK_TRIGGERED,
-        MetricKind::Counter,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_SOURCES_ATTEMPTED,
-        MetricKind::Counter,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_SOURCES_SUCCESS,
-        MetricKind::Counter,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_SOURCES_FAILURE,
-        MetricKind::Counter,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_FETCH_DURATION,
-        MetricKind::Histogram,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_PARSE_DURATION,
-        MetricKind::Histogram,
-    ),
-    (
-        VastMetrics::MULTI_SOURCE_FILTER_DURATION,
-        MetricKind::Histogram,
-    ),
-    (VastMetrics::PARSER_XML_PARSED, MetricKind::Counter),
-    (VastMetrics::PARSER_XML_FAILED, MetricKind::Counter),
-    (VastMetrics::PARSER_PARSE_DURATION, MetricKind::Histogram),
-    (VastMetrics::TRACKING_EVENT_SENT, MetricKind::Counter),
-    (VastMetrics::TRACKING_EVENT_FAILED, MetricKind::Counter),
-    (
-        VastMetrics::TRACKING_REQUEST_DURATION,
-        MetricKind::Histogram,
-    ),
-];
+const FAMILIES: &[(&str, MetricKind)] = &VastMetrics::ALL;
 
 /// Exported name of a family: durations are `*_seconds` histograms.
 fn family(dotted: &str, kind: MetricKind) -> String {

@@ -8,6 +8,8 @@
 //! [`NoOpMetrics`] nothing at all. Any other [`MetricsCollector`] plugs in
 //! through [`ByName`].
 //!
+//! [`NoOpMetrics`]: crate::NoOpMetrics
+//!
 //! # Example
 //!
 //! ```
@@ -34,6 +36,7 @@ use prometheus::{Gauge, Histogram, IntCounter};
 
 use crate::classify::{ErrorType, FetchResult, Outcome};
 use crate::collector::MetricsCollector;
+use crate::layer::{VastMetricsLayer, VastMetricsService};
 use crate::names::{MetricLabels, VastMetrics};
 use crate::prometheus::{PrometheusMetrics, RecordError, Shape};
 use crate::vast::VastVerdict;
@@ -48,6 +51,14 @@ pub trait Recorder: Clone + Send + Sync + 'static {
     /// `false` when recording does nothing: the layer then skips source
     /// lookup and clock reads too.
     const ENABLED: bool = true;
+
+    /// What [`VastMetricsLayer`] makes of an inner service: a
+    /// [`VastMetricsService`], or for [`NoOpMetrics`] the inner service
+    /// itself, so that the no-op layer costs nothing by construction.
+    type Layered<S>;
+
+    /// Wraps `inner` for `layer`.
+    fn layered<S>(layer: &VastMetricsLayer<Self>, inner: S) -> Self::Layered<S>;
 
     /// Handles for the source labelled `label`; called once per source.
     fn source(&self, label: &str) -> Self::Source;
@@ -80,6 +91,12 @@ impl Recorder for crate::NoOpMetrics {
     type Source = Self;
     type Event = Self;
     const ENABLED: bool = false;
+    type Layered<S> = S;
+
+    #[inline(always)]
+    fn layered<S>(_: &VastMetricsLayer<Self>, inner: S) -> S {
+        inner
+    }
     #[inline(always)]
     fn source(&self, _: &str) -> Self {
         *self
@@ -181,6 +198,11 @@ impl PrometheusMetrics {
 impl Recorder for PrometheusMetrics {
     type Source = PromSource;
     type Event = PromEvent;
+    type Layered<S> = VastMetricsService<S, Self>;
+
+    fn layered<S>(layer: &VastMetricsLayer<Self>, inner: S) -> Self::Layered<S> {
+        VastMetricsService::from_layer(layer, inner)
+    }
 
     fn source(&self, label: &str) -> PromSource {
         let labels = [(MetricLabels::SOURCE_URL, label)];
@@ -410,6 +432,11 @@ impl<C: MetricsCollector> ByNameHandle<C> {
 impl<C: MetricsCollector + Clone + 'static> Recorder for ByName<C> {
     type Source = ByNameHandle<C>;
     type Event = ByNameHandle<C>;
+    type Layered<S> = VastMetricsService<S, Self>;
+
+    fn layered<S>(layer: &VastMetricsLayer<Self>, inner: S) -> Self::Layered<S> {
+        VastMetricsService::from_layer(layer, inner)
+    }
 
     fn source(&self, label: &str) -> Self::Source {
         ByNameHandle {

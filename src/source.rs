@@ -249,6 +249,9 @@ impl<T: Clone> SourceTable<T> {
         {
             return Lookup::Found(v.clone());
         }
+        if self.full() {
+            return Lookup::Overflow;
+        }
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = map.get(&hash) {
             return Lookup::Found(v.clone());
@@ -270,6 +273,9 @@ impl<T: Clone> SourceTable<T> {
         {
             return Lookup::Found(v.clone());
         }
+        if self.full() {
+            return Lookup::Overflow;
+        }
         let mut map = self.by_name.write().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = map.get(name) {
             return Lookup::Found(v.clone());
@@ -280,6 +286,11 @@ impl<T: Clone> SourceTable<T> {
         let value = resolve();
         map.insert(name.into(), value.clone());
         Lookup::Added(value)
+    }
+
+    /// Past the cap, unknown sources skip the write lock.
+    fn full(&self) -> bool {
+        self.len.load(Ordering::Relaxed) >= self.max
     }
 
     fn reserve(&self) -> bool {

@@ -27,6 +27,7 @@ impl<B: Body, R: Recorder> ResponseBody<B, R>
 where
     B::Data: Clone,
 {
+    #[inline]
     pub(crate) fn untracked(inner: B) -> Self {
         ResponseBody {
             inner,
@@ -61,6 +62,7 @@ where
     type Data = B::Data;
     type Error = B::Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -109,9 +111,11 @@ fn finish<R: Recorder, D: Buf + Clone>(
     let Some(mut in_flight) = in_flight.take() else {
         return;
     };
-    // The clock stops before parsing: latency is the network's.
-    let elapsed = in_flight.elapsed();
-    match inspector.take().and_then(|i| i.inspect()) {
+    // The clock stops before parsing: latency is the network's. The same
+    // reading starts the parse timer.
+    let now = Instant::now();
+    let elapsed = in_flight.elapsed_at(now);
+    match inspector.take().and_then(|i| i.inspect(now)) {
         Some((verdict, took)) => {
             in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
         }
@@ -151,11 +155,10 @@ impl<D: Buf + Clone> Inspector<D> {
     }
 
     /// The verdict and how long it took; `None` past the cap.
-    fn inspect(self) -> Option<(VastVerdict, std::time::Duration)> {
+    fn inspect(self, start: Instant) -> Option<(VastVerdict, std::time::Duration)> {
         if self.over_limit {
             return None;
         }
-        let start = Instant::now();
         let verdict = inspect_chunks(&self.chunks);
         Some((verdict, start.elapsed()))
     }

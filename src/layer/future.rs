@@ -45,6 +45,7 @@ where
 {
     type Output = Result<Response<ResponseBody<B, R>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
@@ -62,6 +63,7 @@ where
 }
 
 /// Ends a request at its headers, or hands it to the body to end.
+#[inline]
 pub(crate) fn on_response<B, R>(
     response: Response<B>,
     in_flight: Option<InFlight<R>>,

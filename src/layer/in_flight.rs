@@ -71,6 +71,12 @@ impl<R: Recorder> InFlight<R> {
         self.to_headers.unwrap_or_else(|| self.start.elapsed())
     }
 
+    /// The latency as configured, with `now` read by the caller.
+    pub(crate) fn elapsed_at(&self, now: Instant) -> Duration {
+        self.to_headers
+            .unwrap_or_else(|| now.saturating_duration_since(self.start))
+    }
+
     /// Ends the request with an outcome, its latency and the inspection
     /// that gave the outcome.
     pub(crate) fn finish_after(

@@ -5,7 +5,6 @@ use std::sync::{Arc, OnceLock};
 use http::{Extensions, Uri};
 use tower_layer::Layer;
 
-use super::service::VastMetricsService;
 use crate::recorder::Recorder;
 use crate::source::{
     label_of_hash, Lookup, SourceHasher, SourceLabel, SourceTable, DEFAULT_MAX_SOURCES,
@@ -267,9 +266,18 @@ impl<R: Recorder> VastMetricsLayer<R> {
 }
 
 impl<S, R: Recorder> Layer<S> for VastMetricsLayer<R> {
-    type Service = VastMetricsService<S, R>;
+    /// A [`VastMetricsService`]; with [`NoOpMetrics`](crate::NoOpMetrics),
+    /// `S` itself.
+    type Service = R::Layered<S>;
 
+    #[inline]
     fn layer(&self, inner: S) -> Self::Service {
-        VastMetricsService::new(inner, self.state.clone())
+        R::layered(self, inner)
+    }
+}
+
+impl<R: Recorder> VastMetricsLayer<R> {
+    pub(crate) fn state(&self) -> &Arc<State<R>> {
+        &self.state
     }
 }

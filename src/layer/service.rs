@@ -21,8 +21,12 @@ pub struct VastMetricsService<S, R: Recorder = crate::NoOpMetrics> {
 }
 
 impl<S, R: Recorder> VastMetricsService<S, R> {
-    pub(crate) fn new(inner: S, state: Arc<State<R>>) -> Self {
-        VastMetricsService { inner, state }
+    /// Wraps `inner` with the configuration and handles of `layer`.
+    pub fn from_layer(layer: &VastMetricsLayer<R>, inner: S) -> Self {
+        VastMetricsService {
+            inner,
+            state: layer.state().clone(),
+        }
     }
 
     /// A layer recording into `recorder`.
@@ -87,6 +91,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let in_flight = InFlight::begin(&self.state, req.uri(), Some(req.extensions()));
         ResponseFuture::new(self.inner.call(req), in_flight, self.inspect_limit())

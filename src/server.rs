@@ -313,7 +313,9 @@ impl BoundServer {
         } = self;
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout);
+            .header_read_timeout(config.header_read_timeout)
+            // Refuse huge headers (431) instead of buffering ~400 KB each.
+            .max_buf_size(64 * 1024);
         let service = config.service;
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let graceful = GracefulShutdown::new();

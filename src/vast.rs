@@ -107,17 +107,7 @@ pub fn inspect_chunks<D: Buf + Clone>(chunks: &[D]) -> VastVerdict {
                 }
                 return inspect(&joined);
             }
-            let mut chunk_reader = ChunkReader {
-                chunks,
-                index: 0,
-                offset: 0,
-            };
-            // quick-xml looks for a byte-order mark in its first read only,
-            // and a split one would read as text before the root.
-            let mut head = [0u8; 3];
-            if chunk_reader.peek(&mut head) == 3 && head == [0xEF, 0xBB, 0xBF] {
-                chunk_reader.skip(3);
-            }
+            let chunk_reader = ChunkReader::new(chunks);
             let mut reader = Reader::from_reader(chunk_reader);
             let mut scan = Scan::default();
             let mut buf = Vec::new();
@@ -208,39 +198,47 @@ struct ChunkReader<'a, D> {
     chunks: &'a [D],
     index: usize,
     offset: usize,
+    /// The first bytes when the first chunk is shorter than a byte-order
+    /// mark: quick-xml looks for one in its first read only.
+    head: [u8; 3],
+    head_len: usize,
+    head_pos: usize,
 }
 
-impl<D: Buf> ChunkReader<'_, D> {
-    /// Copies up to `out.len()` upcoming bytes without consuming them.
-    fn peek(&self, out: &mut [u8]) -> usize {
-        let mut n = 0;
-        let mut offset = self.offset;
-        for chunk in &self.chunks[self.index..] {
-            for &b in &chunk.chunk()[offset..] {
-                if n == out.len() {
-                    return n;
-                }
-                out[n] = b;
-                n += 1;
+impl<'a, D: Buf> ChunkReader<'a, D> {
+    fn new(chunks: &'a [D]) -> Self {
+        let mut reader = ChunkReader {
+            chunks,
+            index: 0,
+            offset: 0,
+            head: [0; 3],
+            head_len: 0,
+            head_pos: 0,
+        };
+        if chunks.first().is_some_and(|c| c.chunk().len() < 3) {
+            while reader.head_len < 3 {
+                let Some(&byte) = reader.fill_chunk().first() else {
+                    break;
+                };
+                reader.head[reader.head_len] = byte;
+                reader.head_len += 1;
+                reader.offset += 1;
             }
-            offset = 0;
         }
-        n
+        reader
     }
 
-    /// Consumes `n` bytes, across chunks.
-    fn skip(&mut self, mut n: usize) {
-        while n > 0 {
-            let Ok(available) = self.fill_buf().map(<[u8]>::len) else {
-                return;
-            };
-            if available == 0 {
-                return;
+    /// The rest of the current chunk, moving past empty ones.
+    fn fill_chunk(&mut self) -> &'a [u8] {
+        while let Some(chunk) = self.chunks.get(self.index) {
+            let rest = &chunk.chunk()[self.offset..];
+            if !rest.is_empty() {
+                return rest;
             }
-            let step = available.min(n);
-            self.consume(step);
-            n -= step;
+            self.index += 1;
+            self.offset = 0;
         }
+        &[]
     }
 }
 
@@ -256,19 +254,18 @@ impl<D: Buf> Read for ChunkReader<'_, D> {
 
 impl<D: Buf> BufRead for ChunkReader<'_, D> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while let Some(chunk) = self.chunks.get(self.index) {
-            let rest = &chunk.chunk()[self.offset..];
-            if !rest.is_empty() {
-                return Ok(rest);
-            }
-            self.index += 1;
-            self.offset = 0;
+        if self.head_pos < self.head_len {
+            return Ok(&self.head[self.head_pos..self.head_len]);
         }
-        Ok(&[])
+        Ok(self.fill_chunk())
     }
 
     fn consume(&mut self, amt: usize) {
-        self.offset += amt;
+        if self.head_pos < self.head_len {
+            self.head_pos += amt;
+        } else {
+            self.offset += amt;
+        }
     }
 }
 
@@ -325,6 +322,28 @@ mod tests {
         }
         let bytewise: Vec<Bytes> = INLINE.chunks(1).map(Bytes::copy_from_slice).collect();
         assert_eq!(inspect_chunks(&bytewise), whole);
+        // A byte-order mark split across chunks, and a second one that is
+        // text before the root in both paths.
+        for doc in [
+            &b"\xEF\xBB\xBF<VAST/>"[..],
+            b"\xEF\xBB\xBF\xEF\xBB\xBF<VAST/>",
+        ] {
+            for at in 0..doc.len() {
+                let chunks = [
+                    Bytes::copy_from_slice(&doc[..at]),
+                    Bytes::copy_from_slice(&doc[at..]),
+                ];
+                assert_eq!(
+                    inspect_chunks(&chunks),
+                    inspect(doc),
+                    "{doc:?} split at {at}"
+                );
+            }
+        }
+        assert_eq!(
+            inspect(b"\xEF\xBB\xBF\xEF\xBB\xBF<VAST/>"),
+            VastVerdict::InvalidXml
+        );
         assert_eq!(inspect_chunks::<Bytes>(&[]), VastVerdict::Empty);
         assert_eq!(
             inspect_chunks(&[Bytes::new(), Bytes::new()]),

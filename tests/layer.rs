@@ -572,3 +572,40 @@ async fn noop_layer_passes_everything_through() {
     assert_eq!(res.status(), 503);
     assert!(!res.body().is_end_stream());
 }
+
+#[tokio::test]
+async fn latency_runs_to_the_end_of_the_body() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let mut body_end = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()).source_name("body"))
+        .service(client());
+    let mut headers = ServiceBuilder::new()
+        .layer(
+            VastMetricsLayer::new(metrics.clone())
+                .source_name("headers")
+                .latency(Latency::ToHeaders),
+        )
+        .service(client());
+    // 20 chunks sent 2 ms apart: the body takes at least 38 ms after the headers.
+    fetch(&mut body_end, &server.url("/chunked/20"))
+        .await
+        .unwrap();
+    fetch(&mut headers, &server.url("/slow/100")).await.unwrap();
+    let s = parse(&metrics.encode());
+    let seconds = |source| {
+        sum(
+            &s,
+            "vast_client_request_duration_seconds_sum",
+            &[("source_url", source)],
+        )
+    };
+    // Lower bounds only: the server's own sleeps guarantee them.
+    assert!(seconds("body") >= 0.038, "body latency {}", seconds("body"));
+    assert!(
+        seconds("headers") >= 0.1,
+        "header latency {}",
+        seconds("headers")
+    );
+    assert_client_invariants(&s);
+}

@@ -1,6 +1,6 @@
+use quanta::Instant;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};

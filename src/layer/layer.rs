@@ -189,6 +189,11 @@ impl<R: Recorder> VastMetricsLayer<R> {
     /// [`MetricsCollector`](crate::MetricsCollector) through
     /// [`ByName`](crate::recorder::ByName).
     pub fn new(recorder: R) -> Self {
+        if R::ENABLED {
+            // The first read calibrates the clock (once per process, up to
+            // 200 ms): do it here, not on the first request.
+            let _ = quanta::Instant::now();
+        }
         VastMetricsLayer {
             state: Arc::new(State::new(recorder, Config::default())),
         }

@@ -168,6 +168,23 @@ impl ErrorType {
     }
 }
 
+/// A request's deadline, in its extensions: when the request (or its body)
+/// is dropped at or after it, the layer counts a `timeout` instead of
+/// `cancelled`. [`MultiSource`](crate::multi_source::MultiSource) sets it on
+/// every attempt; set it yourself when a time-out outside the layer (a
+/// `tower::timeout` stacked above it, a `tokio::time::timeout` around the
+/// call) is what drops requests.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use vast_metrics::classify::Deadline;
+///
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(Deadline(Instant::now() + Duration::from_millis(500)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(pub std::time::Instant);
+
 /// How one fetch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {

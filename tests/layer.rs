@@ -609,3 +609,42 @@ async fn latency_runs_to_the_end_of_the_body() {
     );
     assert_client_invariants(&s);
 }
+
+#[tokio::test]
+async fn a_drop_past_the_request_deadline_is_a_timeout() {
+    use vast_metrics::classify::Deadline;
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(VastMetricsLayer::new(metrics.clone()).source_name("ads"))
+        .service(client());
+    for (deadline_ms, wait_ms) in [(20, 60), (5_000, 30)] {
+        let mut req = get(&server.url("/slow/1000"));
+        let deadline = std::time::Instant::now() + Duration::from_millis(deadline_ms);
+        req.extensions_mut().insert(Deadline(deadline));
+        let call = svc.ready().await.unwrap().call(req);
+        // The caller's own time-out drops the request: past the deadline in
+        // the first round, well before it in the second.
+        assert!(tokio::time::timeout(Duration::from_millis(wait_ms), call)
+            .await
+            .is_err());
+    }
+    let s = parse(&metrics.encode());
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_failure_total",
+            &[("error_type", "timeout")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_client_request_failure_total",
+            &[("error_type", "cancelled")]
+        ),
+        1.0
+    );
+    assert_client_invariants(&s);
+}

@@ -379,9 +379,10 @@ async fn per_source_timeout_moves_on_and_the_deadline_is_a_typed_error() {
     };
     assert!(report.deadline_exceeded);
     assert_eq!(report.outcome(), Outcome::Failure(ErrorType::Timeout));
+    // Cut by the overall deadline: a time-out, not a cancellation.
     assert_eq!(
         outcome_of(report, "late"),
-        Outcome::Failure(ErrorType::Cancelled)
+        Outcome::Failure(ErrorType::Timeout)
     );
     assert_eq!(report.attempts_of("never").count(), 0);
 
@@ -402,6 +403,18 @@ async fn per_source_timeout_moves_on_and_the_deadline_is_a_typed_error() {
         ),
         1.0
     );
+    // The client layer underneath agrees: both attempts timed out.
+    for source in ["sluggish", "late"] {
+        assert_eq!(
+            sum(
+                &s,
+                "vast_client_request_failure_total",
+                &[("source_url", source), ("error_type", "timeout")]
+            ),
+            1.0,
+            "{source}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,7 +5,7 @@ use quanta::Instant;
 use http::Extensions;
 
 use super::layer::{Latency, Mode, State, UrlHash};
-use crate::classify::{ErrorType, Outcome};
+use crate::classify::{Deadline, ErrorType, Outcome};
 use crate::recorder::{EventRecorder, Recorder, SourceRecorder};
 use crate::vast::VastVerdict;
 
@@ -21,6 +21,8 @@ pub(crate) struct InFlight<R: Recorder> {
     start: Instant,
     latency: Latency,
     to_headers: Option<Duration>,
+    /// Dropped at or after it: `timeout`, not `cancelled`.
+    deadline: Option<std::time::Instant>,
 }
 
 impl<R: Recorder> InFlight<R> {
@@ -47,6 +49,7 @@ impl<R: Recorder> InFlight<R> {
             start: Instant::now(),
             latency: state.config.latency,
             to_headers: None,
+            deadline: extensions.and_then(|e| e.get::<Deadline>()).map(|d| d.0),
         })
     }
 
@@ -109,7 +112,15 @@ impl<R: Recorder> InFlight<R> {
 impl<R: Recorder> Drop for InFlight<R> {
     fn drop(&mut self) {
         if self.target.is_some() {
-            self.finish(Outcome::Failure(ErrorType::Cancelled));
+            let timed_out = self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d);
+            let error = if timed_out {
+                ErrorType::Timeout
+            } else {
+                ErrorType::Cancelled
+            };
+            self.finish(Outcome::Failure(error));
         }
     }
 }

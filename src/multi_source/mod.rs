@@ -38,7 +38,7 @@
 //! | `vast_multi_source_fallback_triggered_total` | `fallback_depth` | once per fallback tier entered (`1`, `2`, ...) |
 //! | `vast_multi_source_sources_attempted_total` | `source_url` | an attempt starts |
 //! | `vast_multi_source_sources_success_total` | `source_url`, `result` | an attempt got VAST (`success` or `no_ad`) |
-//! | `vast_multi_source_sources_failure_total` | `source_url`, `error_type` | an attempt failed; race losers and attempts cut by the deadline are `cancelled` |
+//! | `vast_multi_source_sources_failure_total` | `source_url`, `error_type` | an attempt failed; race losers are `cancelled`, attempts cut by a time-out `timeout` |
 //! | `vast_multi_source_fetch_duration_seconds` | `source_url`, `result` | every attempt |
 //! | `vast_multi_source_parse_duration_seconds` | (none) | the VAST inspection of each 2xx body |
 //! | `vast_multi_source_filter_duration_seconds` | (none) | the [filter](MultiSourceBuilder::filter), when set |
@@ -51,10 +51,10 @@
 //! empty VAST (`result="no_ad"`), as for the client family, yet the service
 //! returns [`MultiSourceError::NoFill`]: the caller has no ad to play.
 //!
-//! A per-source timeout drops the attempt: the multi-source family records
-//! it as `timeout`, the client layer underneath as `cancelled`. Stack
-//! `tower::timeout` inside the client layer to have the client family say
-//! `timeout` too.
+//! A per-source timeout or the overall deadline drops the attempt; it is a
+//! `timeout` in both families, since each attempt carries a
+//! [`Deadline`](crate::classify::Deadline) that tells the client layer
+//! underneath why it was dropped.
 //!
 //! # Your own fetcher
 //!

@@ -67,22 +67,24 @@ impl<M: MetricsCollector> Drop for FetchGuard<M> {
     }
 }
 
-/// One source attempt: attempted +1 on start; ends exactly once, as
-/// `cancelled` when dropped before (race losers, attempts cut by the
-/// deadline, dropped fetches).
+/// One source attempt: attempted +1 on start; ends exactly once. Dropped
+/// before it ends, it is `timeout` once its deadline has passed (cut by the
+/// overall deadline), else `cancelled` (race losers, dropped fetches).
 pub(crate) struct AttemptGuard<M: MetricsCollector> {
     metrics: Option<M>,
     label: Cow<'static, str>,
     start: Instant,
+    deadline: Instant,
 }
 
 impl<M: MetricsCollector> AttemptGuard<M> {
-    pub(crate) fn start(metrics: M, label: Cow<'static, str>) -> Self {
+    pub(crate) fn start(metrics: M, label: Cow<'static, str>, deadline: Instant) -> Self {
         attempt_started(&metrics, &label);
         AttemptGuard {
             metrics: Some(metrics),
             label,
             start: Instant::now(),
+            deadline,
         }
     }
 
@@ -98,7 +100,7 @@ impl<M: MetricsCollector> AttemptGuard<M> {
 
 impl<M: MetricsCollector> Drop for AttemptGuard<M> {
     fn drop(&mut self) {
-        self.finish(Outcome::Failure(ErrorType::Cancelled));
+        self.finish(Outcome::Failure(dropped_at(self.deadline)));
     }
 }
 
@@ -153,4 +155,13 @@ pub(crate) fn timed<M: MetricsCollector, T>(metrics: &M, metric: &str, f: impl F
     let out = f();
     metrics.timing(metric, ms(start.elapsed()), &[]);
     out
+}
+
+/// The error of an attempt dropped now: past its deadline a `timeout`.
+pub(crate) fn dropped_at(deadline: Instant) -> ErrorType {
+    if Instant::now() >= deadline {
+        ErrorType::Timeout
+    } else {
+        ErrorType::Cancelled
+    }
 }

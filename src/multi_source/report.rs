@@ -16,7 +16,7 @@ pub struct Attempt {
     /// Its tier: 0 for the primary tier, 1 for the first fallback, ...
     pub tier: usize,
     /// How it ended: `Ad` (a fill), `NoAd`, or a failure (`cancelled` for
-    /// race losers and attempts cut by the deadline).
+    /// race losers, `timeout` for attempts cut by a time-out).
     pub outcome: Outcome,
     /// From its start to its end.
     pub elapsed: Duration,

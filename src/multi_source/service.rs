@@ -18,10 +18,10 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tower_service::Service;
 
 use super::attempt::{self, AttemptResult, Filter};
-use super::record::{fallback_entered, AttemptGuard, FetchGuard};
+use super::record::{dropped_at, fallback_entered, AttemptGuard, FetchGuard};
 use super::report::{Attempt, FetchReport, MultiSourceError};
 use super::{Source, Strategy, VastRequest};
-use crate::classify::{ClassifyError, ErrorType, Outcome};
+use crate::classify::{ClassifyError, Deadline, ErrorType, Outcome};
 use crate::collector::MetricsCollector;
 use crate::names::{MetricLabels, VastMetrics};
 use crate::source::SourceLabel;
@@ -235,6 +235,7 @@ where
             report: FetchReport::new(strategy),
             set: JoinSet::new(),
             pending: HashMap::new(),
+            ends_at: Instant::now() + self.config.deadline,
         };
         ResponseFuture {
             inner: Box::pin(run.fetch(guard)),
@@ -281,6 +282,8 @@ struct Run<S, M: MetricsCollector> {
     report: FetchReport,
     set: JoinSet<AttemptResult>,
     pending: HashMap<Id, Pending>,
+    /// The overall deadline.
+    ends_at: Instant,
 }
 
 /// The winning source and its VAST.
@@ -416,7 +419,11 @@ where
         *req.uri_mut() = with_query(source.uri(), self.query.as_deref());
         req.extensions_mut()
             .insert(SourceLabel::new(source.name.clone()));
-        let guard = AttemptGuard::start(config.metrics.clone(), source.name.clone());
+        // A drop at either time-out is a `timeout`, here and in the client
+        // layer below; earlier drops (race losers) are `cancelled`.
+        let attempt_ends = (Instant::now() + config.source_timeout).min(self.ends_at);
+        req.extensions_mut().insert(Deadline(attempt_ends));
+        let guard = AttemptGuard::start(config.metrics.clone(), source.name.clone(), attempt_ends);
         let task = attempt::run(
             self.inner.clone(),
             req,
@@ -457,7 +464,7 @@ where
             Ok((id, result)) => (id, result.outcome, Some(result.elapsed), result.body),
             Err(error) => {
                 let outcome = if error.is_cancelled() {
-                    ErrorType::Cancelled
+                    dropped_at(self.ends_at)
                 } else {
                     ErrorType::Other
                 };

@@ -2,11 +2,11 @@
 //!
 //! - [`VastMetricsLayer`] ([`layer`]): Tower middleware for the client that
 //!   fetches VAST; records requests, outcomes, latency to the end of the body
-//!   and requests in flight per hashed [source](source), inspecting bodies
+//!   and requests in flight per hashed [`source`], inspecting bodies
 //!   as they stream past ([`vast`]).
 //! - [`MetricsCollector`] ([`collector`]): the generic API of the original
 //!   VAST Client metrics system, by the names in [`names`]; [`NoOpMetrics`]
-//!   costs nothing, [`PrometheusMetrics`] ([`prometheus`](crate::prometheus))
+//!   costs nothing, [`PrometheusMetrics`] ([`prometheus`](mod@crate::prometheus))
 //!   exports conventional Prometheus names.
 //! - [`MetricsServer`] and [`MetricsService`] ([`server`]): `/metrics`.
 //!

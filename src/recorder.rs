@@ -53,7 +53,7 @@ pub trait Recorder: Clone + Send + Sync + 'static {
     const ENABLED: bool = true;
 
     /// What [`VastMetricsLayer`] makes of an inner service: a
-    /// [`VastMetricsService`], or for [`NoOpMetrics`] the inner service
+    /// [`VastMetricsService`], or for [`NoOpMetrics`](crate::NoOpMetrics) the inner service
     /// itself, so that the no-op layer costs nothing by construction.
     type Layered<S>;
 

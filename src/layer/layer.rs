@@ -271,7 +271,7 @@ impl<R: Recorder> VastMetricsLayer<R> {
 }
 
 impl<S, R: Recorder> Layer<S> for VastMetricsLayer<R> {
-    /// A [`VastMetricsService`]; with [`NoOpMetrics`](crate::NoOpMetrics),
+    /// A [`VastMetricsService`](super::VastMetricsService); with [`NoOpMetrics`](crate::NoOpMetrics),
     /// `S` itself.
     type Service = R::Layered<S>;
 

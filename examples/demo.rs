@@ -19,7 +19,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,43 +50,6 @@ const MAX_IN_FLIGHT: usize = 32;
 const SUMMARY_EVERY: Duration = Duration::from_millis(2500);
 
 // ---------------------------------------------------------------- randomness
-
-/// A tiny xorshift64* generator: no `rand` crate for a demo.
-struct XorShift(u64);
-
-impl XorShift {
-    fn seeded(seed: u64) -> Self {
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// `true` with probability `pct` percent.
-    fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-/// Seeds for generators: distinct per call.
-fn seed() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0x5EED);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    COUNTER.fetch_add(0x9E37_79B9, Ordering::Relaxed) ^ nanos
-}
 
 // ---------------------------------------------------------------- ad servers
 
@@ -189,9 +151,9 @@ impl Drop for AdServer {
 }
 
 async fn answer(b: Behaviour, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut rng = XorShift::seeded(seed());
+    let mut rng = fastrand::Rng::new();
     tokio::time::sleep(Duration::from_millis(
-        rng.between(b.latency_ms.0, b.latency_ms.1),
+        rng.u64(b.latency_ms.0..=b.latency_ms.1),
     ))
     .await;
     let status = |code: StatusCode| {
@@ -199,8 +161,8 @@ async fn answer(b: Behaviour, req: Request<Incoming>) -> Result<Response<Full<By
         *res.status_mut() = code;
         res
     };
-    if rng.chance(b.server_error_pct) {
-        let code = if rng.chance(50) {
+    if rng.u64(..100) < b.server_error_pct {
+        let code = if rng.u64(..100) < 50 {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
             StatusCode::SERVICE_UNAVAILABLE
@@ -210,14 +172,14 @@ async fn answer(b: Behaviour, req: Request<Incoming>) -> Result<Response<Full<By
     if req.uri().path() == "/pixel" {
         return Ok(status(StatusCode::NO_CONTENT));
     }
-    let body = if rng.chance(b.broken_pct) {
-        match rng.between(0, 2) {
+    let body = if rng.u64(..100) < b.broken_pct {
+        match rng.u64(0..=2) {
             0 => INVALID_XML,
             1 => NOT_VAST,
             _ => "",
         }
-    } else if rng.chance(b.fill_pct) {
-        if rng.chance(90) {
+    } else if rng.u64(..100) < b.fill_pct {
+        if rng.u64(..100) < 90 {
             INLINE_VAST
         } else {
             WRAPPER_VAST
@@ -339,14 +301,14 @@ async fn drive<T>(
     T: Service<Request<Full<Bytes>>> + Clone + Send + 'static,
     T::Future: Send,
 {
-    let mut rng = XorShift::seeded(seed());
+    let mut rng = fastrand::Rng::new();
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
     let mut n = 0u64;
     let period = Duration::from_micros(1_000_000 / FETCHES_PER_SECOND);
     loop {
         // A little jitter around the rate.
-        let pause = period.mul_f64(0.5 + rng.between(0, 100) as f64 / 100.0);
+        let pause = period.mul_f64(0.5 + rng.u64(0..=100) as f64 / 100.0);
         tokio::select! {
             _ = stop.changed() => break,
             _ = tokio::time::sleep(pause) => {}
@@ -360,9 +322,7 @@ async fn drive<T>(
         let pixel_url = pixel_url.clone();
         let stats = stats.clone();
         // Now and then the player gives up early: the fetch is dropped.
-        let abandon_after = rng
-            .chance(3)
-            .then(|| Duration::from_millis(rng.between(5, 80)));
+        let abandon_after = (rng.u64(..100) < 3).then(|| Duration::from_millis(rng.u64(5..=80)));
         tasks.spawn(async move {
             let _permit = permit;
             let start = Instant::now();

@@ -58,7 +58,7 @@ const TIMEOUT_MS: f64 = 2_000.0;
 pub fn simulate_requests(metrics: &dyn MetricsCollector, n: usize, seed: u64) {
     let mut sim = Sim {
         m: metrics,
-        rng: XorShift::new(seed),
+        rng: fastrand::Rng::with_seed(seed),
         outage: false,
     };
     for _ in 0..n {
@@ -85,15 +85,15 @@ impl Outcome {
 
 struct Sim<'a> {
     m: &'a dyn MetricsCollector,
-    rng: XorShift,
+    rng: fastrand::Rng,
     /// Whether the current fetch happens during an outage.
     outage: bool,
 }
 
 impl Sim<'_> {
     fn fetch(&mut self) {
-        let strategy = STRATEGIES[self.rng.below(STRATEGIES.len())];
-        self.outage = self.rng.unit() < OUTAGE_RATE;
+        let strategy = STRATEGIES[self.rng.usize(..STRATEGIES.len())];
+        self.outage = self.rng.f64() < OUTAGE_RATE;
         let s = [(L::FETCH_STRATEGY, strategy)];
         self.m.increment(M::MULTI_SOURCE_REQUESTS_TOTAL, 1, &s);
         self.m.gauge(M::MULTI_SOURCE_ACTIVE_REQUESTS, 1.0, &s);
@@ -107,9 +107,12 @@ impl Sim<'_> {
         // Parsing and filtering of the winning document: generic API, no labels.
         if let Outcome::Vast { result, .. } = best {
             self.m
-                .timing(M::MULTI_SOURCE_PARSE_DURATION, self.rng.exp(2.0), &[]);
-            self.m
-                .timing(M::MULTI_SOURCE_FILTER_DURATION, self.rng.exp(0.5), &[]);
+                .timing(M::MULTI_SOURCE_PARSE_DURATION, exp(&mut self.rng, 2.0), &[]);
+            self.m.timing(
+                M::MULTI_SOURCE_FILTER_DURATION,
+                exp(&mut self.rng, 0.5),
+                &[],
+            );
             if result == "success" {
                 self.track();
             }
@@ -209,7 +212,7 @@ impl Sim<'_> {
                 self.m.timing(M::MULTI_SOURCE_FETCH_DURATION, ms, &labels);
                 self.m.increment(M::PARSER_XML_PARSED, 1, &src);
                 self.m
-                    .timing(M::PARSER_PARSE_DURATION, self.rng.exp(1.5), &src);
+                    .timing(M::PARSER_PARSE_DURATION, exp(&mut self.rng, 1.5), &src);
             }
             Outcome::Failed { error_type, ms } => {
                 let failure = [(L::SOURCE_URL, source), (L::ERROR_TYPE, error_type)];
@@ -225,7 +228,7 @@ impl Sim<'_> {
                 if error_type == "invalid_xml" {
                     self.m.increment(M::PARSER_XML_FAILED, 1, &failure);
                     self.m
-                        .timing(M::PARSER_PARSE_DURATION, self.rng.exp(1.5), &src);
+                        .timing(M::PARSER_PARSE_DURATION, exp(&mut self.rng, 1.5), &src);
                 }
             }
         }
@@ -235,7 +238,7 @@ impl Sim<'_> {
 
     fn roll(&mut self) -> Outcome {
         if self.outage {
-            return if self.rng.unit() < 0.5 {
+            return if self.rng.f64() < 0.5 {
                 Outcome::Failed {
                     error_type: "timeout",
                     ms: TIMEOUT_MS,
@@ -243,13 +246,13 @@ impl Sim<'_> {
             } else {
                 Outcome::Failed {
                     error_type: "connect",
-                    ms: self.rng.exp(5.0),
+                    ms: exp(&mut self.rng, 5.0),
                 }
             };
         }
-        let ms = 20.0 + self.rng.exp(60.0);
-        if self.rng.unit() < SUCCESS_RATE {
-            let result = if self.rng.unit() < NO_AD_RATE {
+        let ms = 20.0 + exp(&mut self.rng, 60.0);
+        if self.rng.f64() < SUCCESS_RATE {
+            let result = if self.rng.f64() < NO_AD_RATE {
                 "no_ad"
             } else {
                 "success"
@@ -257,9 +260,9 @@ impl Sim<'_> {
             return Outcome::Vast { result, ms };
         }
         // Failure mix: timeouts and connect errors dominate, as in the field.
-        let (error_type, ms) = match self.rng.below(10) {
+        let (error_type, ms) = match self.rng.usize(..10) {
             0..=2 => ("timeout", TIMEOUT_MS),
-            3..=4 => ("connect", self.rng.exp(5.0)),
+            3..=4 => ("connect", exp(&mut self.rng, 5.0)),
             5..=6 => ("http_5xx", ms),
             7 => ("http_4xx", ms),
             8 => ("invalid_xml", ms),
@@ -270,14 +273,14 @@ impl Sim<'_> {
 
     /// Tracking events of a shown ad; about 3 % fail.
     fn track(&mut self) {
-        let watched = 1 + self.rng.below(EVENTS.len());
+        let watched = 1 + self.rng.usize(..EVENTS.len());
         for event in &EVENTS[..watched] {
             let e = [(L::EVENT_TYPE, *event)];
-            let ms = 5.0 + self.rng.exp(25.0);
-            if self.rng.unit() < 0.97 {
+            let ms = 5.0 + exp(&mut self.rng, 25.0);
+            if self.rng.f64() < 0.97 {
                 self.m.increment(M::TRACKING_EVENT_SENT, 1, &e);
             } else {
-                let error_type = if self.rng.unit() < 0.5 {
+                let error_type = if self.rng.f64() < 0.5 {
                     "timeout"
                 } else {
                     "http_5xx"
@@ -299,39 +302,9 @@ fn result_of_error(error_type: &str) -> &'static str {
     }
 }
 
-/// xorshift64*: enough randomness for a demo, no dependency, same sequence
-/// everywhere for a seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Zero is xorshift's fixed point; spread the seed with SplitMix64's constant.
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in 0..n.
-    fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize
-    }
-
-    /// Exponentially distributed with the given mean.
-    fn exp(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.unit()).ln()
-    }
+/// Exponentially distributed with the given mean.
+fn exp(rng: &mut fastrand::Rng, mean: f64) -> f64 {
+    -mean * (1.0 - rng.f64()).ln()
 }
 
 #[cfg(test)]

@@ -53,32 +53,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(170);
 /// No single request may take longer: a hang is a failure.
 const REQUEST_LIMIT: Duration = Duration::from_secs(10);
 
-/// Seeded xorshift64: the same run for the same seed (up to timing).
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
-
 /// One loopback source: a fixed path on one ad server.
 struct Src {
     url: String,
@@ -270,12 +244,12 @@ type MultiSourceFetcher = MultiSource<
 >;
 
 /// One client request through the layer, in one of the chaos modes.
-async fn client_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &mut Tally) {
-    let index = rng.below(ctx.sources.len() as u64) as usize;
+async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mut Tally) {
+    let index = rng.u64(..ctx.sources.len() as u64) as usize;
     let src = &ctx.sources[index];
     // Cache-busters and a user id: never part of the label.
     let url = format!("{}?cb={n}&uid=user-{n}", src.url);
-    let mode = rng.below(100);
+    let mode = rng.u64(..100);
     let outcome = if mode < 40 {
         // Plain: read to the end.
         tally.mode("plain");
@@ -291,7 +265,7 @@ async fn client_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &mut Tal
     } else if mode < 55 {
         // tower timeout inside the layer: the layer sees `Elapsed`.
         tally.mode("timeout_inside");
-        let d = Duration::from_millis(1 + rng.below(20));
+        let d = Duration::from_millis(1 + rng.u64(..20));
         let mut svc = ctx.layer.layer(Timeout::new(ctx.client.clone(), d));
         match svc.ready().await.unwrap().call(get(url)).await {
             Ok(res) => {
@@ -304,7 +278,7 @@ async fn client_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &mut Tal
     } else if mode < 65 {
         // tower timeout outside the layer: its future is dropped.
         tally.mode("timeout_outside");
-        let d = Duration::from_millis(1 + rng.below(20));
+        let d = Duration::from_millis(1 + rng.u64(..20));
         let mut svc: OuterTimeout = ServiceBuilder::new()
             .timeout(d)
             .layer(ctx.layer.clone())
@@ -323,7 +297,7 @@ async fn client_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &mut Tal
     } else if mode < 80 {
         // The response future dropped after a random short time.
         tally.mode("drop_future");
-        let d = Duration::from_millis(rng.below(12));
+        let d = Duration::from_millis(rng.u64(..12));
         let mut svc = ctx.layer.layer(ctx.client.clone());
         let fut = svc.ready().await.unwrap().call(get(url));
         match tokio::time::timeout(d, fut).await {
@@ -338,7 +312,7 @@ async fn client_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &mut Tal
     } else {
         // The body dropped after k frames.
         tally.mode("drop_body");
-        let k = rng.below(4) as usize;
+        let k = rng.u64(..4) as usize;
         let mut svc = ctx.layer.layer(ctx.client.clone());
         match svc.ready().await.unwrap().call(get(url)).await {
             Ok(res) => {
@@ -354,8 +328,8 @@ async fn client_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &mut Tal
 
 /// One fetch through `MultiSource`, dropped after a random time in a third
 /// of the cases.
-async fn multi_source_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &mut Tally) {
-    let (strategy, fetcher) = &ctx.multi[rng.below(ctx.multi.len() as u64) as usize];
+async fn multi_source_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mut Tally) {
+    let (strategy, fetcher) = &ctx.multi[rng.u64(..ctx.multi.len() as u64) as usize];
     let strategy = strategy.as_str();
     let mut fetcher = fetcher.clone();
     let fut = fetcher
@@ -363,9 +337,9 @@ async fn multi_source_request(ctx: &Ctx, rng: &mut XorShift, n: usize, tally: &m
         .await
         .unwrap()
         .call(VastRequest::new().query(format!("cb={n}&uid=user-{n}")));
-    let limit = if rng.percent(33) {
+    let limit = if rng.u64(..100) < 33 {
         tally.mode("multi_source_dropped");
-        Duration::from_millis(rng.below(25))
+        Duration::from_millis(rng.u64(..25))
     } else {
         tally.mode("multi_source");
         REQUEST_LIMIT
@@ -492,7 +466,7 @@ async fn invariants_hold_under_chaos() {
         let ctx = ctx.clone();
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = XorShift::new(0xC4A0_5000 + t as u64);
+            let mut rng = fastrand::Rng::with_seed(0xC4A0_5000 + t as u64);
             let mut tally = Tally::default();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -500,7 +474,7 @@ async fn invariants_hold_under_chaos() {
                     break;
                 }
                 let one = async {
-                    if rng.percent(MULTI_SOURCE_PERCENT) {
+                    if rng.u64(..100) < MULTI_SOURCE_PERCENT {
                         multi_source_request(&ctx, &mut rng, n, &mut tally).await;
                     } else {
                         client_request(&ctx, &mut rng, n, &mut tally).await;

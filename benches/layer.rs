@@ -341,12 +341,23 @@ fn per_request(c: &mut Criterion) {
     g.finish();
 }
 
+/// The two clock reads per request: std's `Instant` against quanta's.
+fn clock(c: &mut Criterion) {
+    let mut g = c.benchmark_group("clock");
+    g.bench_function("std_instant_now", |b| b.iter(|| black_box(Instant::now())));
+    let _ = quanta::Instant::now(); // calibrate outside the measurement
+    g.bench_function("quanta_instant_now", |b| {
+        b.iter(|| black_box(quanta::Instant::now()))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .without_plots();
-    targets = per_request
+    targets = per_request, clock
 }
 criterion_main!(benches);

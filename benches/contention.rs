@@ -17,8 +17,8 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer, Service, ServiceExt};
-use vast_metrics::ad_server::INLINE_VAST;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::INLINE_VAST;
 
 const TASKS: [u64; 3] = [1, 2, 8];
 

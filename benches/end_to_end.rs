@@ -20,8 +20,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt};
-use vast_metrics::ad_server::AdServer;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::AdServer;
 
 fn drive<S, B>(rt: &Runtime, svc: &mut S, uri: &Uri, iters: u64) -> Duration
 where

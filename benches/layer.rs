@@ -21,12 +21,12 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer, Service, ServiceExt};
-use vast_metrics::ad_server::{big_vast, INLINE_VAST};
 use vast_metrics::recorder::ByName;
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{
     MetricLabels, MetricsCollector, NoOpMetrics, PrometheusMetrics, VastMetrics, VastMetricsLayer,
 };
+use vast_test_support::ad_server::{big_vast, INLINE_VAST};
 
 /// Requests built per untimed batch.
 const BATCH: u64 = 256;
@@ -289,7 +289,7 @@ fn per_request(c: &mut Criterion) {
         NoHooks,
         tracking_req,
     );
-    let tracking = VastMetricsLayer::new(PrometheusMetrics::new()).tracking();
+    let tracking = vast_metrics::TrackingMetricsLayer::new(PrometheusMetrics::new());
     bench(
         &mut g,
         &rt,

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, Service, ServiceExt};
-use vast_metrics::ad_server::{INLINE_VAST, INVALID_XML};
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::{INLINE_VAST, INVALID_XML};
 
 /// Counts the bytes allocated and freed through it.
 struct Counting;

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use vast_metrics::names::exported_name;
 use vast_metrics::{MetricLabels, MetricsCollector, NoOpMetrics, VastMetrics};
 
 fn main() {
@@ -44,12 +43,9 @@ fn constants() {
     println!("== 2. Metric constants ==");
     let names = VastMetrics::ALL;
     println!("{:<42} {:<10} exported as", "VastMetrics (dotted)", "type");
-    for (dotted, kind) in names {
-        let kind_name = format!("{kind:?}").to_lowercase();
-        println!(
-            "{dotted:<42} {kind_name:<10} {}",
-            exported_name(dotted, kind)
-        );
+    for family in names {
+        let kind_name = format!("{:?}", family.kind).to_lowercase();
+        println!("{:<42} {kind_name:<10} {}", family.dotted, family.exported);
     }
     println!();
 }

@@ -12,8 +12,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use vast_metrics::collector::Labels;
-use vast_metrics::simulate::simulate_requests;
 use vast_metrics::{MetricLabels, MetricsCollector, VastMetrics};
+use vast_test_support::simulate::simulate_requests;
 
 /// Sends each call as one DogStatsD datagram. Fire and forget: a failed send
 /// is ignored, because metrics must never break the application.

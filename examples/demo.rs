@@ -32,16 +32,16 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::{INLINE_VAST, INVALID_XML, NOT_VAST, NO_AD_VAST, WRAPPER_VAST};
 use vast_metrics::classify::Outcome;
 use vast_metrics::multi_source::{
     FetchReport, MultiSource, MultiSourceError, Source, Strategy, VastRequest,
 };
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer, VastMetricsService};
+use vast_test_support::ad_server::{INLINE_VAST, INVALID_XML, NOT_VAST, NO_AD_VAST, WRAPPER_VAST};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type VastClient = VastMetricsService<HttpClient, PrometheusMetrics>;
+type VastClient = VastMetricsService<HttpClient>;
 
 /// New fetches per strategy per second (about).
 const FETCHES_PER_SECOND: u64 = 25;
@@ -292,7 +292,7 @@ where
 
 /// Drives fetches of one strategy until `stop` is set.
 async fn drive<T>(
-    fetcher: MultiSource<VastClient, PrometheusMetrics>,
+    fetcher: MultiSource<VastClient>,
     pixels: T,
     pixel_url: String,
     stats: Arc<Mutex<Stats>>,
@@ -433,7 +433,7 @@ async fn run(
         .layer(VastMetricsLayer::new(metrics.clone()))
         .service(http.clone());
     let pixels = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).tracking())
+        .layer(vast_metrics::TrackingMetricsLayer::new(metrics.clone()))
         .service(http);
 
     let fetchers = [

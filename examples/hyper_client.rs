@@ -12,9 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::AdServer;
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::AdServer;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -29,7 +29,9 @@ async fn main() -> Result<(), BoxError> {
     // the layer sees (and records) its error.
     let mut vast = ServiceBuilder::new()
         .layer(
-            VastMetricsLayer::new(metrics.clone()).source_alias(&server.url("/inline"), "primary"),
+            VastMetricsLayer::new(metrics.clone())
+                .source_alias(&server.url("/inline"), "primary")
+                .expect("the ad server's URL has a host"),
         )
         .timeout(Duration::from_millis(300))
         .service(client.clone());
@@ -64,7 +66,7 @@ async fn main() -> Result<(), BoxError> {
     // Tracking pixels: the event type travels in the request's extensions.
     println!("\n== Tracking pixels ==");
     let mut pixels = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).tracking())
+        .layer(vast_metrics::TrackingMetricsLayer::new(metrics.clone()))
         .service(client);
     for event in [
         TrackingEvent::IMPRESSION,

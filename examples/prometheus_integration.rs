@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vast_metrics::simulate::simulate_requests;
 use vast_metrics::{MetricsServer, PrometheusMetrics};
+use vast_test_support::simulate::simulate_requests;
 
 /// Simulated fetches recorded per tick.
 const BATCH: usize = 10;

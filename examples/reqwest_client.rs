@@ -11,9 +11,9 @@ mod with_reqwest {
     use std::time::Duration;
 
     use tower::{Service, ServiceBuilder, ServiceExt};
-    use vast_metrics::ad_server::AdServer;
     use vast_metrics::tracking::TrackingEvent;
     use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+    use vast_test_support::ad_server::AdServer;
 
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -62,7 +62,7 @@ mod with_reqwest {
         // Tracking pixels: reqwest requests carry no extensions, so the
         // event type is the layer's default: one service per event type.
         println!("\n== Tracking pixels ==");
-        let pixel_layer = VastMetricsLayer::new(metrics.clone()).tracking();
+        let pixel_layer = vast_metrics::TrackingMetricsLayer::new(metrics.clone());
         for event in [
             TrackingEvent::IMPRESSION,
             TrackingEvent::START,

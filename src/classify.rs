@@ -13,6 +13,7 @@
 //! assert_eq!(ErrorType::from_status(http::StatusCode::NOT_FOUND), Some(ErrorType::Http4xx));
 //! ```
 
+use std::any::Any;
 use std::error::Error as StdError;
 use std::io;
 
@@ -185,6 +186,18 @@ impl ErrorType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline(pub std::time::Instant);
 
+impl Deadline {
+    /// The error of a request dropped now, before it ended: `timeout` at or
+    /// past its deadline, `cancelled` before it or without one. The one
+    /// place this rule lives.
+    pub fn dropped(deadline: Option<Deadline>) -> ErrorType {
+        match deadline {
+            Some(Deadline(at)) if std::time::Instant::now() >= at => ErrorType::Timeout,
+            _ => ErrorType::Cancelled,
+        }
+    }
+}
+
 /// How one fetch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -219,61 +232,68 @@ impl Outcome {
     }
 }
 
-/// Errors the layer can classify into an [`ErrorType`] without changing
-/// them: the error type of the wrapped service must implement it.
-///
-/// Implemented for tower's `BoxError`, `std::io::Error`, `hyper::Error`,
-/// hyper-util's client error, `reqwest::Error` (feature `reqwest`) and
-/// `Infallible`. For an error type of your own, one line does:
+/// A classifier of your own for the inner service's errors: given the
+/// error (as `&dyn Any`, downcast it to your type), its `error_type`, or
+/// `None` to fall back to [`classify_error`]. Set it with
+/// [`VastMetricsLayer::classify_errors`](crate::VastMetricsLayer::classify_errors).
 ///
 /// ```
-/// # #[derive(Debug)] struct MyError;
-/// # impl std::fmt::Display for MyError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("my error") } }
-/// # impl std::error::Error for MyError {}
-/// use vast_metrics::classify::{ClassifyError, ErrorType};
+/// use std::any::Any;
+/// use vast_metrics::classify::{Classifier, ErrorType};
 ///
-/// impl ClassifyError for MyError {
-///     fn error_type(&self) -> ErrorType {
-///         ErrorType::from_error(self)
-///     }
-/// }
+/// #[derive(Debug)]
+/// enum MyError { Refused, Slow }
+///
+/// let classify: Classifier = |error: &dyn Any| match error.downcast_ref::<MyError>()? {
+///     MyError::Refused => Some(ErrorType::Connect),
+///     MyError::Slow => Some(ErrorType::Timeout),
+/// };
+/// assert_eq!(classify(&MyError::Slow), Some(ErrorType::Timeout));
 /// ```
-pub trait ClassifyError {
-    /// The `error_type` of this error.
-    fn error_type(&self) -> ErrorType;
-}
+pub type Classifier = fn(&(dyn Any + 'static)) -> Option<ErrorType>;
 
-impl ClassifyError for Box<dyn StdError + Send + Sync> {
-    fn error_type(&self) -> ErrorType {
-        ErrorType::from_error(&**self)
-    }
-}
-
-impl ClassifyError for std::convert::Infallible {
-    fn error_type(&self) -> ErrorType {
-        match *self {}
-    }
-}
-
-macro_rules! classify_std_error {
-    ($($ty:ty),* $(,)?) => {$(
-        impl ClassifyError for $ty {
-            fn error_type(&self) -> ErrorType {
-                ErrorType::from_error(self)
+/// The `error_type` of an inner service's error, whatever its type: the
+/// error types of tower (`BoxError`, `Elapsed`), tokio, hyper, hyper-util,
+/// reqwest (feature `reqwest`), `std::io::Error` and
+/// [`MultiSourceError`](crate::multi_source::MultiSourceError) are known
+/// and their source chains walked ([`ErrorType::from_error`]); any other
+/// type is `other` (give the layer a [`Classifier`] for yours).
+pub fn classify_error(error: &(dyn Any + 'static)) -> ErrorType {
+    macro_rules! known {
+        ($($ty:ty),* $(,)?) => {$(
+            if let Some(e) = error.downcast_ref::<$ty>() {
+                return ErrorType::from_error(e);
             }
-        }
-    )*};
+        )*};
+    }
+    if let Some(e) = error.downcast_ref::<Box<dyn StdError + Send + Sync>>() {
+        return ErrorType::from_error(&**e);
+    }
+    if let Some(e) = error.downcast_ref::<Box<dyn StdError>>() {
+        return ErrorType::from_error(&**e);
+    }
+    if let Some(e) = error.downcast_ref::<crate::multi_source::MultiSourceError>() {
+        return e.error_type();
+    }
+    known!(
+        io::Error,
+        hyper::Error,
+        hyper_util::client::legacy::Error,
+        tower::timeout::error::Elapsed,
+        tokio::time::error::Elapsed,
+    );
+    #[cfg(feature = "reqwest")]
+    known!(reqwest::Error);
+    ErrorType::Other
 }
 
-classify_std_error!(
-    io::Error,
-    hyper::Error,
-    hyper_util::client::legacy::Error,
-    tower::timeout::error::Elapsed,
-);
-
-#[cfg(feature = "reqwest")]
-classify_std_error!(reqwest::Error);
+/// The `error_type` of `error`: `custom` first, then [`classify_error`].
+#[inline]
+pub(crate) fn error_type_of(error: &(dyn Any + 'static), custom: Option<Classifier>) -> ErrorType {
+    custom
+        .and_then(|classify| classify(error))
+        .unwrap_or_else(|| classify_error(error))
+}
 
 #[cfg(test)]
 mod tests {
@@ -283,12 +303,20 @@ mod tests {
     fn chains_are_walked() {
         let timeout: Box<dyn StdError + Send + Sync> =
             Box::new(tower::timeout::error::Elapsed::new());
-        assert_eq!(timeout.error_type(), ErrorType::Timeout);
+        assert_eq!(classify_error(&timeout), ErrorType::Timeout);
         let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "no");
-        assert_eq!(refused.error_type(), ErrorType::Connect);
+        assert_eq!(classify_error(&refused), ErrorType::Connect);
         let wrapped = io::Error::other(io::Error::new(io::ErrorKind::TimedOut, "slow"));
-        assert_eq!(wrapped.error_type(), ErrorType::Timeout);
-        assert_eq!(io::Error::other("x").error_type(), ErrorType::Other);
+        assert_eq!(classify_error(&wrapped), ErrorType::Timeout);
+        assert_eq!(classify_error(&io::Error::other("x")), ErrorType::Other);
+        // Unknown types are `other` unless a classifier knows them.
+        assert_eq!(classify_error(&"a string error"), ErrorType::Other);
+        let custom: Classifier = |e| e.downcast_ref::<&str>().map(|_| ErrorType::Connect);
+        assert_eq!(
+            error_type_of(&"a string error", Some(custom)),
+            ErrorType::Connect
+        );
+        assert_eq!(error_type_of(&refused, Some(custom)), ErrorType::Connect);
     }
 
     #[test]

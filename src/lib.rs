@@ -17,7 +17,9 @@
 //!
 //! let metrics = PrometheusMetrics::new();
 //! // Stack on any VAST-fetching client: `ServiceBuilder::new().layer(layer).service(client)`.
-//! let _layer = VastMetricsLayer::new(metrics.clone()).source_alias("https://ads.example.com/vast", "primary");
+//! let _layer = VastMetricsLayer::new(metrics.clone())
+//!     .source_alias("https://ads.example.com/vast", "primary")
+//!     .expect("a URL with a host");
 //! metrics.increment(VastMetrics::TRACKING_EVENT_SENT, 1, &[(MetricLabels::EVENT_TYPE, "impression")]);
 //! assert!(metrics.encode().contains(r#"vast_tracking_event_sent_total{event_type="impression"} 1"#));
 //! ```
@@ -30,25 +32,24 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub mod ad_server;
 pub mod classify;
 pub mod collector;
 pub mod layer;
 pub mod multi_source;
 pub mod names;
 pub mod prometheus;
+mod record;
 pub mod recorder;
 pub mod server;
-pub mod simulate;
 pub mod source;
 pub mod tracking;
 pub mod vast;
 
 pub use crate::collector::{MetricsCollector, NoOpMetrics};
-pub use crate::layer::{
-    Latency, ResponseBody, ResponseFuture, VastMetricsLayer, VastMetricsService,
-};
+pub use crate::layer::{Latency, ResponseBody, VastMetricsLayer, VastMetricsService};
 pub use crate::multi_source::{MultiSource, MultiSourceMetricsLayer};
 pub use crate::names::{MetricLabels, VastMetrics};
 pub use crate::prometheus::PrometheusMetrics;
+pub use crate::recorder::Recorder;
 pub use crate::server::{MetricsServer, MetricsService};
+pub use crate::tracking::TrackingMetricsLayer;

@@ -13,97 +13,159 @@
 //! use vast_metrics::VastMetrics;
 //!
 //! assert_eq!(VastMetrics::CLIENT_REQUEST_TOTAL, "vast.client.request.total");
+//! assert_eq!(vast_metrics::names::family::CLIENT_REQUEST_TOTAL.labels, ["source_url"]);
 //! assert_eq!(
 //!     exported_name(VastMetrics::MULTI_SOURCE_LATENCY_MS, MetricKind::Histogram),
 //!     "vast_multi_source_latency_seconds"
 //! );
 //! ```
 
-/// Metric-name constants of the VAST Client metrics system (dotted form).
+/// Metric-name constants of the VAST Client metrics system (dotted form),
+/// and [`ALL`](VastMetrics::ALL), the contract table they come from.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VastMetrics;
 
-impl VastMetrics {
-    /// Multi-source fetches started (counter).
-    pub const MULTI_SOURCE_REQUESTS_TOTAL: &'static str = "vast.multi_source.requests.total";
-    /// Multi-source fetches that ended with a VAST document (counter).
-    pub const MULTI_SOURCE_REQUESTS_SUCCESS: &'static str = "vast.multi_source.requests.success";
-    /// Multi-source fetches where every source failed (counter).
-    pub const MULTI_SOURCE_REQUESTS_FAILURE: &'static str = "vast.multi_source.requests.failure";
-    /// Fallback tiers entered (counter).
-    pub const MULTI_SOURCE_FALLBACK_TRIGGERED: &'static str =
-        "vast.multi_source.fallback.triggered";
-    /// Sources attempted within multi-source fetches (counter).
-    pub const MULTI_SOURCE_SOURCES_ATTEMPTED: &'static str = "vast.multi_source.sources.attempted";
-    /// Source attempts that answered (counter).
-    pub const MULTI_SOURCE_SOURCES_SUCCESS: &'static str = "vast.multi_source.sources.success";
-    /// Source attempts that failed (counter).
-    pub const MULTI_SOURCE_SOURCES_FAILURE: &'static str = "vast.multi_source.sources.failure";
-    /// Latency of whole multi-source fetches, in milliseconds (histogram).
-    pub const MULTI_SOURCE_LATENCY_MS: &'static str = "vast.multi_source.latency.milliseconds";
-    /// Duration of one source's fetch, in milliseconds (histogram).
-    pub const MULTI_SOURCE_FETCH_DURATION: &'static str = "vast.multi_source.fetch.duration";
-    /// Duration of parsing fetched VAST, in milliseconds (histogram).
-    pub const MULTI_SOURCE_PARSE_DURATION: &'static str = "vast.multi_source.parse.duration";
-    /// Duration of filtering fetched ads, in milliseconds (histogram).
-    pub const MULTI_SOURCE_FILTER_DURATION: &'static str = "vast.multi_source.filter.duration";
-    /// Multi-source fetches in flight (gauge).
-    pub const MULTI_SOURCE_ACTIVE_REQUESTS: &'static str = "vast.multi_source.active_requests";
-    /// Sources configured for a fetch strategy (gauge).
-    pub const MULTI_SOURCE_SOURCES_COUNT: &'static str = "vast.multi_source.sources.count";
+/// How a family's values are measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// A count or a plain number.
+    Count,
+    /// A duration: milliseconds through the generic API
+    /// ([`MetricsCollector::timing`](crate::MetricsCollector::timing)),
+    /// seconds once exported.
+    Seconds,
+}
 
-    /// Tracking events sent (counter).
-    pub const TRACKING_EVENT_SENT: &'static str = "vast.tracking.event.sent";
-    /// Tracking events that failed (counter).
-    pub const TRACKING_EVENT_FAILED: &'static str = "vast.tracking.event.failed";
-    /// Duration of tracking requests, in milliseconds (histogram).
-    pub const TRACKING_REQUEST_DURATION: &'static str = "vast.tracking.request.duration";
+/// One family of the metric contract: one row of DESIGN.md's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricDef {
+    /// The seed's dotted name (the generic API's name).
+    pub dotted: &'static str,
+    /// The name the Prometheus backend exports.
+    pub exported: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// Plain number or duration.
+    pub unit: Unit,
+    /// The HELP text.
+    pub help: &'static str,
+    /// The label keys the crate records it with, in order.
+    pub labels: &'static [&'static str],
+}
 
-    /// VAST documents parsed (counter).
-    pub const PARSER_XML_PARSED: &'static str = "vast.parser.xml.parsed";
-    /// VAST documents that failed to parse (counter).
-    pub const PARSER_XML_FAILED: &'static str = "vast.parser.xml.failed";
-    /// Duration of VAST parsing, in milliseconds (histogram).
-    pub const PARSER_PARSE_DURATION: &'static str = "vast.parser.parse.duration";
+/// Writes the contract once: the `VastMetrics` constants, the `MetricDef`
+/// of each family (in [`family`]) and `VastMetrics::ALL`.
+macro_rules! contract {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident = $dotted:literal => $exported:literal,
+            $kind:ident, $unit:ident, [$($label:ident),*], $help:literal;
+    )*) => {
+        impl VastMetrics {
+            $( $(#[$doc])* pub const $name: &'static str = $dotted; )*
 
+            /// Every family of the contract, with its exported name, type,
+            /// unit, HELP and labels.
+            pub const ALL: &'static [MetricDef] = &[$(family::$name),*];
+        }
+
+        /// The [`MetricDef`] of each family, by the name of its
+        /// [`VastMetrics`] constant.
+        pub mod family {
+            use super::{MetricDef, MetricKind, MetricLabels, Unit};
+            $(
+                #[doc = concat!("`", $exported, "` (`", $dotted, "`).")]
+                pub const $name: MetricDef = MetricDef {
+                    dotted: $dotted,
+                    exported: $exported,
+                    kind: MetricKind::$kind,
+                    unit: Unit::$unit,
+                    help: $help,
+                    labels: &[$(MetricLabels::$label),*],
+                };
+            )*
+        }
+    };
+}
+
+contract! {
     /// Client requests started (counter).
-    pub const CLIENT_REQUEST_TOTAL: &'static str = "vast.client.request.total";
-    /// Client requests that succeeded (counter).
-    pub const CLIENT_REQUEST_SUCCESS: &'static str = "vast.client.request.success";
+    CLIENT_REQUEST_TOTAL = "vast.client.request.total" => "vast_client_request_total",
+        Counter, Count, [SOURCE_URL], "VAST client requests started.";
+    /// Client requests that returned VAST (counter).
+    CLIENT_REQUEST_SUCCESS = "vast.client.request.success" => "vast_client_request_success_total",
+        Counter, Count, [SOURCE_URL, RESULT],
+        "VAST client requests that returned VAST, by result (success = an ad, no_ad = no fill).";
     /// Client requests that failed (counter).
-    pub const CLIENT_REQUEST_FAILURE: &'static str = "vast.client.request.failure";
+    CLIENT_REQUEST_FAILURE = "vast.client.request.failure" => "vast_client_request_failure_total",
+        Counter, Count, [SOURCE_URL, ERROR_TYPE], "VAST client requests that failed, by error type.";
     /// Duration of client requests, in milliseconds (histogram).
-    pub const CLIENT_REQUEST_DURATION_MS: &'static str = "vast.client.request.duration";
+    CLIENT_REQUEST_DURATION_MS = "vast.client.request.duration" => "vast_client_request_duration_seconds",
+        Histogram, Seconds, [SOURCE_URL, RESULT],
+        "Duration of VAST client requests to the end of the body, in seconds.";
     /// Client requests in flight (gauge). New in this crate.
-    pub const CLIENT_ACTIVE_REQUESTS: &'static str = "vast.client.active_requests";
-
-    /// Every name above with its type: the metric contract.
-    pub const ALL: [(&'static str, MetricKind); 24] = [
-        (Self::CLIENT_REQUEST_TOTAL, MetricKind::Counter),
-        (Self::CLIENT_REQUEST_SUCCESS, MetricKind::Counter),
-        (Self::CLIENT_REQUEST_FAILURE, MetricKind::Counter),
-        (Self::CLIENT_REQUEST_DURATION_MS, MetricKind::Histogram),
-        (Self::CLIENT_ACTIVE_REQUESTS, MetricKind::Gauge),
-        (Self::MULTI_SOURCE_REQUESTS_TOTAL, MetricKind::Counter),
-        (Self::MULTI_SOURCE_REQUESTS_SUCCESS, MetricKind::Counter),
-        (Self::MULTI_SOURCE_REQUESTS_FAILURE, MetricKind::Counter),
-        (Self::MULTI_SOURCE_LATENCY_MS, MetricKind::Histogram),
-        (Self::MULTI_SOURCE_ACTIVE_REQUESTS, MetricKind::Gauge),
-        (Self::MULTI_SOURCE_SOURCES_COUNT, MetricKind::Gauge),
-        (Self::MULTI_SOURCE_FALLBACK_TRIGGERED, MetricKind::Counter),
-        (Self::MULTI_SOURCE_SOURCES_ATTEMPTED, MetricKind::Counter),
-        (Self::MULTI_SOURCE_SOURCES_SUCCESS, MetricKind::Counter),
-        (Self::MULTI_SOURCE_SOURCES_FAILURE, MetricKind::Counter),
-        (Self::MULTI_SOURCE_FETCH_DURATION, MetricKind::Histogram),
-        (Self::MULTI_SOURCE_PARSE_DURATION, MetricKind::Histogram),
-        (Self::MULTI_SOURCE_FILTER_DURATION, MetricKind::Histogram),
-        (Self::PARSER_XML_PARSED, MetricKind::Counter),
-        (Self::PARSER_XML_FAILED, MetricKind::Counter),
-        (Self::PARSER_PARSE_DURATION, MetricKind::Histogram),
-        (Self::TRACKING_EVENT_SENT, MetricKind::Counter),
-        (Self::TRACKING_EVENT_FAILED, MetricKind::Counter),
-        (Self::TRACKING_REQUEST_DURATION, MetricKind::Histogram),
-    ];
+    CLIENT_ACTIVE_REQUESTS = "vast.client.active_requests" => "vast_client_active_requests",
+        Gauge, Count, [SOURCE_URL], "VAST client requests in flight.";
+    /// Multi-source fetches started (counter).
+    MULTI_SOURCE_REQUESTS_TOTAL = "vast.multi_source.requests.total" => "vast_multi_source_requests_total",
+        Counter, Count, [FETCH_STRATEGY], "Multi-source VAST fetches started.";
+    /// Multi-source fetches that ended with a VAST document (counter).
+    MULTI_SOURCE_REQUESTS_SUCCESS = "vast.multi_source.requests.success" => "vast_multi_source_requests_success_total",
+        Counter, Count, [FETCH_STRATEGY, RESULT],
+        "Multi-source VAST fetches that ended with a VAST document, by result (success = an ad, no_ad = no fill).";
+    /// Multi-source fetches where every source failed (counter).
+    MULTI_SOURCE_REQUESTS_FAILURE = "vast.multi_source.requests.failure" => "vast_multi_source_requests_failure_total",
+        Counter, Count, [FETCH_STRATEGY, ERROR_TYPE],
+        "Multi-source VAST fetches where no source gave a VAST document, by error type.";
+    /// Latency of whole multi-source fetches, in milliseconds (histogram).
+    MULTI_SOURCE_LATENCY_MS = "vast.multi_source.latency.milliseconds" => "vast_multi_source_latency_seconds",
+        Histogram, Seconds, [FETCH_STRATEGY, RESULT], "Latency of whole multi-source fetches in seconds.";
+    /// Multi-source fetches in flight (gauge).
+    MULTI_SOURCE_ACTIVE_REQUESTS = "vast.multi_source.active_requests" => "vast_multi_source_active_requests",
+        Gauge, Count, [FETCH_STRATEGY], "Multi-source fetches in flight.";
+    /// Sources configured for a fetch strategy (gauge).
+    MULTI_SOURCE_SOURCES_COUNT = "vast.multi_source.sources.count" => "vast_multi_source_sources",
+        Gauge, Count, [FETCH_STRATEGY], "Sources configured per fetch strategy.";
+    /// Fallback tiers entered (counter).
+    MULTI_SOURCE_FALLBACK_TRIGGERED = "vast.multi_source.fallback.triggered" => "vast_multi_source_fallback_triggered_total",
+        Counter, Count, [FALLBACK_DEPTH], "Fallback tiers entered, by depth.";
+    /// Sources attempted within multi-source fetches (counter).
+    MULTI_SOURCE_SOURCES_ATTEMPTED = "vast.multi_source.sources.attempted" => "vast_multi_source_sources_attempted_total",
+        Counter, Count, [SOURCE_URL], "Source attempts within multi-source fetches.";
+    /// Source attempts that answered (counter).
+    MULTI_SOURCE_SOURCES_SUCCESS = "vast.multi_source.sources.success" => "vast_multi_source_sources_success_total",
+        Counter, Count, [SOURCE_URL, RESULT], "Source attempts that returned a VAST document, by result.";
+    /// Source attempts that failed (counter).
+    MULTI_SOURCE_SOURCES_FAILURE = "vast.multi_source.sources.failure" => "vast_multi_source_sources_failure_total",
+        Counter, Count, [SOURCE_URL, ERROR_TYPE], "Source attempts that failed, by error type.";
+    /// Duration of one source's fetch, in milliseconds (histogram).
+    MULTI_SOURCE_FETCH_DURATION = "vast.multi_source.fetch.duration" => "vast_multi_source_fetch_duration_seconds",
+        Histogram, Seconds, [SOURCE_URL, RESULT], "Duration of one source's fetch in seconds.";
+    /// Duration of parsing fetched VAST, in milliseconds (histogram).
+    MULTI_SOURCE_PARSE_DURATION = "vast.multi_source.parse.duration" => "vast_multi_source_parse_duration_seconds",
+        Histogram, Seconds, [], "Duration of parsing fetched VAST in seconds.";
+    /// Duration of filtering fetched ads, in milliseconds (histogram).
+    MULTI_SOURCE_FILTER_DURATION = "vast.multi_source.filter.duration" => "vast_multi_source_filter_duration_seconds",
+        Histogram, Seconds, [], "Duration of filtering fetched ads in seconds.";
+    /// VAST documents parsed (counter).
+    PARSER_XML_PARSED = "vast.parser.xml.parsed" => "vast_parser_xml_parsed_total",
+        Counter, Count, [SOURCE_URL], "VAST documents inspected and found well-formed.";
+    /// VAST documents that failed to parse (counter).
+    PARSER_XML_FAILED = "vast.parser.xml.failed" => "vast_parser_xml_failed_total",
+        Counter, Count, [SOURCE_URL, ERROR_TYPE], "VAST documents that failed inspection, by error type.";
+    /// Duration of VAST parsing, in milliseconds (histogram).
+    PARSER_PARSE_DURATION = "vast.parser.parse.duration" => "vast_parser_parse_duration_seconds",
+        Histogram, Seconds, [SOURCE_URL], "Duration of VAST inspection in seconds.";
+    /// Tracking events sent (counter).
+    TRACKING_EVENT_SENT = "vast.tracking.event.sent" => "vast_tracking_event_sent_total",
+        Counter, Count, [EVENT_TYPE], "Tracking events sent, by event type.";
+    /// Tracking events that failed (counter).
+    TRACKING_EVENT_FAILED = "vast.tracking.event.failed" => "vast_tracking_event_failed_total",
+        Counter, Count, [EVENT_TYPE, ERROR_TYPE], "Tracking events that failed, by event and error type.";
+    /// Duration of tracking requests, in milliseconds (histogram).
+    TRACKING_REQUEST_DURATION = "vast.tracking.request.duration" => "vast_tracking_request_duration_seconds",
+        Histogram, Seconds, [EVENT_TYPE], "Duration of tracking requests in seconds.";
 }
 
 /// Label-name constants of the VAST Client metrics system.
@@ -197,45 +259,14 @@ fn underscored(dotted: &str) -> String {
     dotted.replace(['.', '-'], "_")
 }
 
+/// The contract family of a dotted name; `None` for names outside it.
+pub fn lookup(dotted: &str) -> Option<&'static MetricDef> {
+    VastMetrics::ALL.iter().find(|f| f.dotted == dotted)
+}
+
 /// HELP text for the names of [`VastMetrics`]; `None` for others.
 pub fn help(dotted: &str) -> Option<&'static str> {
-    Some(match dotted {
-        VastMetrics::MULTI_SOURCE_REQUESTS_TOTAL => "Multi-source VAST fetches started.",
-        VastMetrics::MULTI_SOURCE_REQUESTS_SUCCESS => {
-            "Multi-source VAST fetches that ended with a VAST document, by result (success = an ad, no_ad = no fill)."
-        }
-        VastMetrics::MULTI_SOURCE_REQUESTS_FAILURE => {
-            "Multi-source VAST fetches where no source gave a VAST document, by error type."
-        }
-        VastMetrics::MULTI_SOURCE_FALLBACK_TRIGGERED => "Fallback tiers entered, by depth.",
-        VastMetrics::MULTI_SOURCE_SOURCES_ATTEMPTED => "Source attempts within multi-source fetches.",
-        VastMetrics::MULTI_SOURCE_SOURCES_SUCCESS => {
-            "Source attempts that returned a VAST document, by result."
-        }
-        VastMetrics::MULTI_SOURCE_SOURCES_FAILURE => "Source attempts that failed, by error type.",
-        VastMetrics::MULTI_SOURCE_LATENCY_MS => "Latency of whole multi-source fetches in seconds.",
-        VastMetrics::MULTI_SOURCE_FETCH_DURATION => "Duration of one source's fetch in seconds.",
-        VastMetrics::MULTI_SOURCE_PARSE_DURATION => "Duration of parsing fetched VAST in seconds.",
-        VastMetrics::MULTI_SOURCE_FILTER_DURATION => "Duration of filtering fetched ads in seconds.",
-        VastMetrics::MULTI_SOURCE_ACTIVE_REQUESTS => "Multi-source fetches in flight.",
-        VastMetrics::MULTI_SOURCE_SOURCES_COUNT => "Sources configured per fetch strategy.",
-        VastMetrics::TRACKING_EVENT_SENT => "Tracking events sent, by event type.",
-        VastMetrics::TRACKING_EVENT_FAILED => "Tracking events that failed, by event and error type.",
-        VastMetrics::TRACKING_REQUEST_DURATION => "Duration of tracking requests in seconds.",
-        VastMetrics::PARSER_XML_PARSED => "VAST documents inspected and found well-formed.",
-        VastMetrics::PARSER_XML_FAILED => "VAST documents that failed inspection, by error type.",
-        VastMetrics::PARSER_PARSE_DURATION => "Duration of VAST inspection in seconds.",
-        VastMetrics::CLIENT_REQUEST_TOTAL => "VAST client requests started.",
-        VastMetrics::CLIENT_REQUEST_SUCCESS => {
-            "VAST client requests that returned VAST, by result (success = an ad, no_ad = no fill)."
-        }
-        VastMetrics::CLIENT_REQUEST_FAILURE => "VAST client requests that failed, by error type.",
-        VastMetrics::CLIENT_REQUEST_DURATION_MS => {
-            "Duration of VAST client requests to the end of the body, in seconds."
-        }
-        VastMetrics::CLIENT_ACTIVE_REQUESTS => "VAST client requests in flight.",
-        _ => return None,
-    })
+    lookup(dotted).map(|f| f.help)
 }
 
 #[cfg(test)]
@@ -369,17 +400,30 @@ mod tests {
         ];
         for (dotted, kind, exported) in table {
             assert_eq!(exported_name(dotted, kind), exported, "{dotted}");
-            assert!(help(dotted).is_some(), "{dotted} has no HELP");
+            let def = lookup(dotted).expect("in the table");
+            assert_eq!((def.exported, def.kind), (exported, kind), "{dotted}");
+        }
+        // The table's own exported names follow the conventions.
+        for def in VastMetrics::ALL {
+            let derived = match def.unit {
+                Unit::Seconds => exported_timing_name(def.dotted),
+                Unit::Count => exported_name(def.dotted, def.kind),
+            };
+            assert_eq!(def.exported, derived, "{}", def.dotted);
+            assert_eq!(
+                def.unit == Unit::Seconds,
+                def.kind == MetricKind::Histogram && is_duration(def.dotted)
+            );
         }
     }
 
     #[test]
     fn all_lists_every_name_once_with_help() {
-        let mut names: Vec<_> = VastMetrics::ALL.iter().map(|(n, _)| *n).collect();
+        let mut names: Vec<_> = VastMetrics::ALL.iter().map(|f| f.dotted).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 24);
-        assert!(VastMetrics::ALL.iter().all(|(n, _)| help(n).is_some()));
+        assert_eq!(names.len(), VastMetrics::ALL.len());
+        assert!(VastMetrics::ALL.iter().all(|f| !f.help.is_empty()));
     }
 
     #[test]

@@ -30,7 +30,8 @@ use prometheus::{
 };
 
 use crate::collector::{Labels, MetricsCollector};
-use crate::names::{self, MetricKind};
+use crate::names::{self, MetricDef, MetricKind, Unit};
+use crate::recorder::{self, Recorder};
 
 /// Default buckets of duration histograms, in seconds: 5 ms to 30 s.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
@@ -299,6 +300,66 @@ impl MetricsCollector for PrometheusMetrics {
     }
 }
 
+impl PrometheusMetrics {
+    /// The series of a contract family; a failure is counted, never raised.
+    fn resolve(&self, def: &'static MetricDef, values: &[&str]) -> Option<Series> {
+        let shape = match (def.kind, def.unit) {
+            (MetricKind::Counter, _) => Shape::Counter,
+            (MetricKind::Gauge, _) => Shape::Gauge,
+            (MetricKind::Histogram, Unit::Seconds) => Shape::Timing,
+            (MetricKind::Histogram, Unit::Count) => Shape::Histogram,
+        };
+        let result = if values.len() != def.labels.len() || values.len() > MAX_LABELS {
+            Err(RecordError::LabelMismatch)
+        } else {
+            let mut pairs = [("", ""); MAX_LABELS];
+            for (pair, (key, value)) in pairs.iter_mut().zip(def.labels.iter().zip(values)) {
+                *pair = (key, value);
+            }
+            self.family(def.dotted, shape)
+                .and_then(|f| f.series(&pairs[..values.len()]))
+        };
+        match result {
+            Ok(series) => Some(series),
+            Err(reason) => {
+                self.count_error(reason);
+                None
+            }
+        }
+    }
+}
+
+/// Contract families have at most this many labels.
+const MAX_LABELS: usize = 4;
+
+impl Recorder for PrometheusMetrics {
+    fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Counter {
+        self.resolve(family, labels)
+            .map_or_else(recorder::Counter::noop, |s| {
+                recorder::Counter::prometheus(s.counter())
+            })
+    }
+    fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Gauge {
+        self.resolve(family, labels)
+            .map_or_else(recorder::Gauge::noop, |s| {
+                recorder::Gauge::prometheus(s.gauge())
+            })
+    }
+    fn register_histogram(
+        &self,
+        family: &'static MetricDef,
+        labels: &[&str],
+    ) -> recorder::Histogram {
+        self.resolve(family, labels)
+            .map_or_else(recorder::Histogram::noop, |s| {
+                recorder::Histogram::prometheus(s.histogram())
+            })
+    }
+    fn label_overflow(&self) {
+        self.count_error(RecordError::SourceLabelOverflow);
+    }
+}
+
 fn finite(v: f64) -> Result<(), RecordError> {
     if v.is_finite() {
         Ok(())
@@ -342,6 +403,9 @@ struct Store {
     by_exported: RwLock<HashMap<String, Arc<Family>>>,
     errors: [IntCounter; RecordError::ALL.len()],
     errors_desc: Desc,
+    /// The contract's families, announced to the registry so that a
+    /// family of the same name registered by someone else is refused.
+    contract_descs: Vec<Desc>,
 }
 
 impl Store {
@@ -357,7 +421,16 @@ impl Store {
             HashMap::new(),
         )
         .expect("static name is valid");
+        let contract_descs = names::VastMetrics::ALL
+            .iter()
+            .map(|def| {
+                let labels = def.labels.iter().map(|l| (*l).to_owned()).collect();
+                Desc::new(def.exported.into(), def.help.into(), labels, HashMap::new())
+                    .expect("the contract's names are valid")
+            })
+            .collect();
         Store {
+            contract_descs,
             duration_buckets,
             by_dotted: Default::default(),
             by_exported: Default::default(),
@@ -603,7 +676,9 @@ struct StoreCollector(Arc<Store>);
 
 impl Collector for StoreCollector {
     fn desc(&self) -> Vec<&Desc> {
-        vec![&self.0.errors_desc]
+        std::iter::once(&self.0.errors_desc)
+            .chain(&self.0.contract_descs)
+            .collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {

@@ -1,383 +1,246 @@
-//! [`Recorder`]: how the layer records, with handles resolved once per
-//! source.
+//! The handle model: a backend ([`Recorder`]) is asked once for a series (a
+//! family of the contract and its label values) and hands out a
+//! [`Counter`], [`Gauge`] or [`Histogram`] handle, as in metrics-rs. The
+//! layers, the multi-source fetcher and every other recording path resolve
+//! their handles once (per source, per strategy, per event type) and record
+//! through them: a few atomic operations per request.
 //!
-//! The generic [`MetricsCollector`] API resolves names and labels on every
-//! call. The layer instead asks its recorder once per source (and once per
-//! tracking event type) for a handle, caches it, and records through it:
-//! with [`PrometheusMetrics`] a few atomic operations per request, with
-//! [`NoOpMetrics`] nothing at all. Any other [`MetricsCollector`] plugs in
-//! through [`ByName`].
-//!
-//! [`NoOpMetrics`]: crate::NoOpMetrics
+//! Backends: [`NoOpMetrics`] (no-op handles; layers skip recording
+//! altogether), [`PrometheusMetrics`](crate::PrometheusMetrics), and
+//! [`ByName`], which turns any [`MetricsCollector`] (StatsD, Datadog, OTel)
+//! into handles that call it by name.
 //!
 //! # Example
 //!
 //! ```
-//! use vast_metrics::recorder::{ByName, Recorder, SourceRecorder};
-//! use vast_metrics::classify::Outcome;
+//! use vast_metrics::names::family;
+//! use vast_metrics::recorder::{ByName, Recorder};
 //! use vast_metrics::{NoOpMetrics, PrometheusMetrics};
 //!
 //! let metrics = PrometheusMetrics::new();
-//! let source = metrics.source("primary");
-//! source.start();
-//! source.finish(Outcome::Ad, std::time::Duration::from_millis(12));
-//! assert!(metrics.encode().contains(r#"vast_client_request_success_total{source_url="primary",result="success"} 1"#));
+//! let total = metrics.register_counter(&family::CLIENT_REQUEST_TOTAL, &["primary"]);
+//! total.increment(1);
+//! assert!(metrics.encode().contains(r#"vast_client_request_total{source_url="primary"} 1"#));
 //!
 //! // A backend of your own, called by name and labels on every record.
-//! let _custom = ByName::new(std::sync::Arc::new(NoOpMetrics));
+//! let custom = ByName::new(NoOpMetrics);
+//! custom.register_counter(&family::CLIENT_REQUEST_TOTAL, &["primary"]).increment(1);
 //! ```
 
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use prometheus::{Gauge, Histogram, IntCounter};
-
-use crate::classify::{ErrorType, FetchResult, Outcome};
 use crate::collector::MetricsCollector;
-use crate::layer::{VastMetricsLayer, VastMetricsService};
-use crate::names::{MetricLabels, VastMetrics};
-use crate::prometheus::{PrometheusMetrics, RecordError, Shape};
-use crate::vast::VastVerdict;
+use crate::names::{MetricDef, Unit};
+use crate::NoOpMetrics;
 
-/// A metrics backend for the layer.
-pub trait Recorder: Clone + Send + Sync + 'static {
-    /// Handles of one source.
-    type Source: SourceRecorder;
-    /// Handles of one tracking event type.
-    type Event: EventRecorder;
-
-    /// `false` when recording does nothing: the layer then skips source
-    /// lookup and clock reads too.
-    const ENABLED: bool = true;
-
-    /// What [`VastMetricsLayer`] makes of an inner service: a
-    /// [`VastMetricsService`], or for [`NoOpMetrics`](crate::NoOpMetrics) the inner service
-    /// itself, so that the no-op layer costs nothing by construction.
-    type Layered<S>;
-
-    /// Wraps `inner` for `layer`.
-    fn layered<S>(layer: &VastMetricsLayer<Self>, inner: S) -> Self::Layered<S>;
-
-    /// Handles for the source labelled `label`; called once per source.
-    fn source(&self, label: &str) -> Self::Source;
-
-    /// Handles for a tracking event type; called once per type.
-    fn event(&self, event_type: &str) -> Self::Event;
-
-    /// A label was past the cap and recorded as `other`.
-    fn label_overflow(&self);
-}
-
-/// Records the client and parser families of one source.
-pub trait SourceRecorder: Clone + Send + Sync + 'static {
-    /// A request started: total +1, active +1.
-    fn start(&self);
-    /// The request ended: active -1, the outcome counted, the duration
-    /// observed. Called exactly once per `start`.
-    fn finish(&self, outcome: Outcome, elapsed: Duration);
-    /// The body was inspected (the parser family).
-    fn inspected(&self, verdict: VastVerdict, elapsed: Duration);
-}
-
-/// Records the tracking family of one event type.
-pub trait EventRecorder: Clone + Send + Sync + 'static {
-    /// A tracking request ended; `failure` is `None` when it was sent.
-    fn finish(&self, failure: Option<ErrorType>, elapsed: Duration);
-}
-
-impl Recorder for crate::NoOpMetrics {
-    type Source = Self;
-    type Event = Self;
-    const ENABLED: bool = false;
-    type Layered<S> = S;
-
-    #[inline(always)]
-    fn layered<S>(_: &VastMetricsLayer<Self>, inner: S) -> S {
-        inner
-    }
-    #[inline(always)]
-    fn source(&self, _: &str) -> Self {
-        *self
-    }
-    #[inline(always)]
-    fn event(&self, _: &str) -> Self {
-        *self
-    }
-    #[inline(always)]
+/// A metrics backend that hands out handles, one per series.
+///
+/// `labels` are the values of `family.labels`, in that order. A backend
+/// never fails the caller: a series it cannot make is a no-op handle (and,
+/// for the Prometheus backend, a count in `vast_metrics_errors_total`).
+pub trait Recorder: Send + Sync + 'static {
+    /// The counter of one series.
+    fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> Counter;
+    /// The gauge of one series.
+    fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> Gauge;
+    /// The histogram of one series; durations are observed in seconds.
+    fn register_histogram(&self, family: &'static MetricDef, labels: &[&str]) -> Histogram;
+    /// A label was past a cap and recorded as `other`. Defaults to nothing.
     fn label_overflow(&self) {}
-}
-
-impl SourceRecorder for crate::NoOpMetrics {
-    #[inline(always)]
-    fn start(&self) {}
-    #[inline(always)]
-    fn finish(&self, _: Outcome, _: Duration) {}
-    #[inline(always)]
-    fn inspected(&self, _: VastVerdict, _: Duration) {}
-}
-
-impl EventRecorder for crate::NoOpMetrics {
-    #[inline(always)]
-    fn finish(&self, _: Option<ErrorType>, _: Duration) {}
-}
-
-/// Index of an outcome in [`PromSource::outcomes`]: successes first, then
-/// failures in [`ErrorType::ALL`] order.
-fn outcome_index(outcome: Outcome) -> usize {
-    match outcome {
-        Outcome::Ad => 0,
-        Outcome::NoAd => 1,
-        Outcome::Failure(e) => 2 + e as usize,
+    /// `false` when nothing is recorded: layers then skip source lookup and
+    /// clock reads too. Defaults to `true`.
+    fn is_enabled(&self) -> bool {
+        true
     }
 }
 
-const OUTCOMES: usize = 2 + ErrorType::ALL.len();
-
-/// Prometheus handles of one source. The total and active series exist from
-/// the first request; outcome series appear when first recorded.
-#[derive(Clone)]
-pub struct PromSource(Arc<PromSourceInner>);
-
-struct PromSourceInner {
-    metrics: PrometheusMetrics,
-    label: Box<str>,
-    total: Option<IntCounter>,
-    active: Option<Gauge>,
-    outcomes: [OnceLock<Option<IntCounter>>; OUTCOMES],
-    durations: [OnceLock<Option<Histogram>>; FetchResult::ALL.len()],
-    parsed: OnceLock<Option<IntCounter>>,
-    parse_failed: [OnceLock<Option<IntCounter>>; 2],
-    parse_duration: OnceLock<Option<Histogram>>,
-}
-
-impl std::fmt::Debug for PromSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("PromSource").field(&self.0.label).finish()
+impl<R: Recorder + ?Sized> Recorder for Arc<R> {
+    fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> Counter {
+        (**self).register_counter(family, labels)
     }
-}
-
-impl PrometheusMetrics {
-    /// Resolves one series; failures are counted, never raised.
-    fn resolve<T>(
-        &self,
-        dotted: &str,
-        shape: Shape,
-        labels: &[(&str, &str)],
-        pick: fn(crate::prometheus::Series) -> T,
-    ) -> Option<T> {
-        match self.family(dotted, shape).and_then(|f| f.series(labels)) {
-            Ok(series) => Some(pick(series)),
-            Err(reason) => {
-                self.count_error(reason);
-                None
-            }
-        }
+    fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> Gauge {
+        (**self).register_gauge(family, labels)
     }
-
-    fn counter(&self, dotted: &str, labels: &[(&str, &str)]) -> Option<IntCounter> {
-        self.resolve(
-            dotted,
-            Shape::Counter,
-            labels,
-            crate::prometheus::Series::counter,
-        )
+    fn register_histogram(&self, family: &'static MetricDef, labels: &[&str]) -> Histogram {
+        (**self).register_histogram(family, labels)
     }
-
-    fn timing_histogram(&self, dotted: &str, labels: &[(&str, &str)]) -> Option<Histogram> {
-        self.resolve(
-            dotted,
-            Shape::Timing,
-            labels,
-            crate::prometheus::Series::histogram,
-        )
-    }
-}
-
-impl Recorder for PrometheusMetrics {
-    type Source = PromSource;
-    type Event = PromEvent;
-    type Layered<S> = VastMetricsService<S, Self>;
-
-    fn layered<S>(layer: &VastMetricsLayer<Self>, inner: S) -> Self::Layered<S> {
-        VastMetricsService::from_layer(layer, inner)
-    }
-
-    fn source(&self, label: &str) -> PromSource {
-        let labels = [(MetricLabels::SOURCE_URL, label)];
-        PromSource(Arc::new(PromSourceInner {
-            total: self.counter(VastMetrics::CLIENT_REQUEST_TOTAL, &labels),
-            active: self.resolve(
-                VastMetrics::CLIENT_ACTIVE_REQUESTS,
-                Shape::Gauge,
-                &labels,
-                crate::prometheus::Series::gauge,
-            ),
-            metrics: self.clone(),
-            label: label.into(),
-            outcomes: Default::default(),
-            durations: Default::default(),
-            parsed: OnceLock::new(),
-            parse_failed: Default::default(),
-            parse_duration: OnceLock::new(),
-        }))
-    }
-
-    fn event(&self, event_type: &str) -> PromEvent {
-        PromEvent(Arc::new(PromEventInner {
-            metrics: self.clone(),
-            event_type: event_type.into(),
-            sent: OnceLock::new(),
-            failed: Default::default(),
-            duration: OnceLock::new(),
-        }))
-    }
-
     fn label_overflow(&self) {
-        self.count_error(RecordError::SourceLabelOverflow);
+        (**self).label_overflow()
+    }
+    fn is_enabled(&self) -> bool {
+        (**self).is_enabled()
     }
 }
 
-impl SourceRecorder for PromSource {
+/// What a custom counter does: the backend side of a [`Counter`].
+pub trait CounterFn: Send + Sync {
+    /// Adds `n`.
+    fn increment(&self, n: u64);
+}
+
+/// What a custom gauge does: the backend side of a [`Gauge`].
+pub trait GaugeFn: Send + Sync {
+    /// Moves the gauge by `delta`.
+    fn add(&self, delta: f64);
+}
+
+/// What a custom histogram does: the backend side of a [`Histogram`].
+pub trait HistogramFn: Send + Sync {
+    /// Records one observation (seconds for durations).
+    fn record(&self, value: f64);
+}
+
+/// A counter handle. Cheap to clone; the default is a no-op.
+#[derive(Clone, Default)]
+pub struct Counter(CounterInner);
+
+#[derive(Clone, Default)]
+enum CounterInner {
+    #[default]
+    Noop,
+    Prometheus(prometheus::IntCounter),
+    Custom(Arc<dyn CounterFn>),
+}
+
+impl Counter {
+    /// A handle that records nothing.
+    pub fn noop() -> Self {
+        Counter(CounterInner::Noop)
+    }
+
+    /// A handle backed by `f`.
+    pub fn from_fn(f: Arc<dyn CounterFn>) -> Self {
+        Counter(CounterInner::Custom(f))
+    }
+
+    pub(crate) fn prometheus(c: prometheus::IntCounter) -> Self {
+        Counter(CounterInner::Prometheus(c))
+    }
+
+    /// Adds `n`.
     #[inline]
-    fn start(&self) {
-        if let Some(total) = &self.0.total {
-            total.inc();
-        }
-        if let Some(active) = &self.0.active {
-            active.inc();
+    pub fn increment(&self, n: u64) {
+        match &self.0 {
+            CounterInner::Noop => {}
+            CounterInner::Prometheus(c) => c.inc_by(n),
+            CounterInner::Custom(f) => f.increment(n),
         }
     }
+}
 
+/// A gauge handle. Cheap to clone; the default is a no-op.
+#[derive(Clone, Default)]
+pub struct Gauge(GaugeInner);
+
+#[derive(Clone, Default)]
+enum GaugeInner {
+    #[default]
+    Noop,
+    Prometheus(prometheus::Gauge),
+    Custom(Arc<dyn GaugeFn>),
+}
+
+impl Gauge {
+    /// A handle that records nothing.
+    pub fn noop() -> Self {
+        Gauge(GaugeInner::Noop)
+    }
+
+    /// A handle backed by `f`.
+    pub fn from_fn(f: Arc<dyn GaugeFn>) -> Self {
+        Gauge(GaugeInner::Custom(f))
+    }
+
+    pub(crate) fn prometheus(g: prometheus::Gauge) -> Self {
+        Gauge(GaugeInner::Prometheus(g))
+    }
+
+    /// Moves the gauge by `delta`.
     #[inline]
-    fn finish(&self, outcome: Outcome, elapsed: Duration) {
-        let s = &*self.0;
-        if let Some(active) = &s.active {
-            active.dec();
+    pub fn add(&self, delta: f64) {
+        match &self.0 {
+            GaugeInner::Noop => {}
+            GaugeInner::Prometheus(g) => g.add(delta),
+            GaugeInner::Custom(f) => f.add(delta),
         }
-        let counter = s.outcomes[outcome_index(outcome)].get_or_init(|| {
-            let source = (MetricLabels::SOURCE_URL, &*s.label);
-            match outcome {
-                Outcome::Failure(e) => s.metrics.counter(
-                    VastMetrics::CLIENT_REQUEST_FAILURE,
-                    &[source, (MetricLabels::ERROR_TYPE, e.as_str())],
-                ),
-                _ => s.metrics.counter(
-                    VastMetrics::CLIENT_REQUEST_SUCCESS,
-                    &[source, (MetricLabels::RESULT, outcome.result().as_str())],
-                ),
+    }
+}
+
+/// A histogram handle. Cheap to clone; the default is a no-op.
+#[derive(Clone, Default)]
+pub struct Histogram(HistogramInner);
+
+#[derive(Clone, Default)]
+enum HistogramInner {
+    #[default]
+    Noop,
+    Prometheus(prometheus::Histogram),
+    Custom(Arc<dyn HistogramFn>),
+}
+
+impl Histogram {
+    /// A handle that records nothing.
+    pub fn noop() -> Self {
+        Histogram(HistogramInner::Noop)
+    }
+
+    /// A handle backed by `f`.
+    pub fn from_fn(f: Arc<dyn HistogramFn>) -> Self {
+        Histogram(HistogramInner::Custom(f))
+    }
+
+    pub(crate) fn prometheus(h: prometheus::Histogram) -> Self {
+        Histogram(HistogramInner::Prometheus(h))
+    }
+
+    /// Records one observation (seconds for durations).
+    #[inline]
+    pub fn record(&self, value: f64) {
+        match &self.0 {
+            HistogramInner::Noop => {}
+            HistogramInner::Prometheus(h) => h.observe(value),
+            HistogramInner::Custom(f) => f.record(value),
+        }
+    }
+}
+
+macro_rules! debug_handle {
+    ($($ty:ident),*) => {$(
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(stringify!($ty))
             }
-        });
-        if let Some(counter) = counter {
-            counter.inc();
         }
-        let result = outcome.result();
-        let histogram = s.durations[result as usize].get_or_init(|| {
-            s.metrics.timing_histogram(
-                VastMetrics::CLIENT_REQUEST_DURATION_MS,
-                &[
-                    (MetricLabels::SOURCE_URL, &*s.label),
-                    (MetricLabels::RESULT, result.as_str()),
-                ],
-            )
-        });
-        if let Some(histogram) = histogram {
-            histogram.observe(elapsed.as_secs_f64());
-        }
-    }
-
-    fn inspected(&self, verdict: VastVerdict, elapsed: Duration) {
-        let s = &*self.0;
-        let source = (MetricLabels::SOURCE_URL, &*s.label);
-        let counter = match verdict {
-            VastVerdict::Ads { .. } | VastVerdict::NoAd => s
-                .parsed
-                .get_or_init(|| s.metrics.counter(VastMetrics::PARSER_XML_PARSED, &[source])),
-            VastVerdict::InvalidXml | VastVerdict::Empty => {
-                let error = verdict.outcome_error();
-                s.parse_failed[(error == ErrorType::EmptyBody) as usize].get_or_init(|| {
-                    s.metrics.counter(
-                        VastMetrics::PARSER_XML_FAILED,
-                        &[source, (MetricLabels::ERROR_TYPE, error.as_str())],
-                    )
-                })
-            }
-        };
-        if let Some(counter) = counter {
-            counter.inc();
-        }
-        let histogram = s.parse_duration.get_or_init(|| {
-            s.metrics
-                .timing_histogram(VastMetrics::PARSER_PARSE_DURATION, &[source])
-        });
-        if let Some(histogram) = histogram {
-            histogram.observe(elapsed.as_secs_f64());
-        }
-    }
+    )*};
 }
+debug_handle!(Counter, Gauge, Histogram);
 
-impl VastVerdict {
-    fn outcome_error(self) -> ErrorType {
-        match self.outcome() {
-            Outcome::Failure(e) => e,
-            _ => ErrorType::Other,
-        }
+impl Recorder for NoOpMetrics {
+    #[inline]
+    fn register_counter(&self, _: &'static MetricDef, _: &[&str]) -> Counter {
+        Counter::noop()
     }
-}
-
-/// Prometheus handles of one tracking event type.
-#[derive(Clone)]
-pub struct PromEvent(Arc<PromEventInner>);
-
-struct PromEventInner {
-    metrics: PrometheusMetrics,
-    event_type: Box<str>,
-    sent: OnceLock<Option<IntCounter>>,
-    failed: [OnceLock<Option<IntCounter>>; ErrorType::ALL.len()],
-    duration: OnceLock<Option<Histogram>>,
-}
-
-impl std::fmt::Debug for PromEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("PromEvent")
-            .field(&self.0.event_type)
-            .finish()
+    #[inline]
+    fn register_gauge(&self, _: &'static MetricDef, _: &[&str]) -> Gauge {
+        Gauge::noop()
     }
-}
-
-impl EventRecorder for PromEvent {
-    fn finish(&self, failure: Option<ErrorType>, elapsed: Duration) {
-        let s = &*self.0;
-        let event = (MetricLabels::EVENT_TYPE, &*s.event_type);
-        let counter = match failure {
-            None => s.sent.get_or_init(|| {
-                s.metrics
-                    .counter(VastMetrics::TRACKING_EVENT_SENT, &[event])
-            }),
-            Some(e) => s.failed[e as usize].get_or_init(|| {
-                s.metrics.counter(
-                    VastMetrics::TRACKING_EVENT_FAILED,
-                    &[event, (MetricLabels::ERROR_TYPE, e.as_str())],
-                )
-            }),
-        };
-        if let Some(counter) = counter {
-            counter.inc();
-        }
-        let histogram = s.duration.get_or_init(|| {
-            s.metrics
-                .timing_histogram(VastMetrics::TRACKING_REQUEST_DURATION, &[event])
-        });
-        if let Some(histogram) = histogram {
-            histogram.observe(elapsed.as_secs_f64());
-        }
+    #[inline]
+    fn register_histogram(&self, _: &'static MetricDef, _: &[&str]) -> Histogram {
+        Histogram::noop()
+    }
+    #[inline]
+    fn is_enabled(&self) -> bool {
+        false
     }
 }
 
 /// Any [`MetricsCollector`] as a [`Recorder`]: every record is a call by
-/// name and label pairs, as in the original system. Slower than the
-/// built-in backends, but works with StatsD, Datadog, OpenTelemetry.
+/// the family's dotted name and label pairs, as in the original system
+/// (durations through `timing`, in milliseconds). Slower than the built-in
+/// backends, but works with StatsD, Datadog, OpenTelemetry.
 ///
 /// The collector runs on the request path. A collector that panics cannot
 /// take the request down: the panic is caught, the record dropped, the
@@ -410,114 +273,85 @@ impl<C> ByName<C> {
     }
 }
 
-/// Handles of one [`ByName`] source or event type: its label.
-#[derive(Clone, Debug)]
-pub struct ByNameHandle<C> {
+/// Families have at most this many labels.
+const MAX_LABELS: usize = 4;
+
+/// One series of a [`ByName`] recorder: its name and label pairs.
+struct ByNameSeries<C> {
     collector: C,
-    label: Arc<str>,
+    family: &'static MetricDef,
+    values: Box<[Box<str>]>,
     panics: Arc<AtomicU64>,
 }
 
-impl<C: MetricsCollector> ByNameHandle<C> {
-    /// Runs `record`; a panic in the collector is caught and counted.
-    fn guarded(&self, record: impl FnOnce(&C, (&'static str, &str))) {
-        let call =
-            AssertUnwindSafe(|| record(&self.collector, (MetricLabels::SOURCE_URL, &*self.label)));
+impl<C: MetricsCollector> ByNameSeries<C> {
+    /// Calls the collector with the series' labels; a panic is caught and
+    /// counted.
+    fn call(&self, record: impl FnOnce(&C, &str, &[(&str, &str)])) {
+        let mut pairs = [("", ""); MAX_LABELS];
+        let n = self.values.len().min(MAX_LABELS);
+        for (pair, (key, value)) in pairs
+            .iter_mut()
+            .zip(self.family.labels.iter().zip(self.values.iter()))
+        {
+            *pair = (key, value);
+        }
+        let call = AssertUnwindSafe(|| record(&self.collector, self.family.dotted, &pairs[..n]));
         if catch_unwind(call).is_err() {
             self.panics.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-impl<C: MetricsCollector + Clone + 'static> Recorder for ByName<C> {
-    type Source = ByNameHandle<C>;
-    type Event = ByNameHandle<C>;
-    type Layered<S> = VastMetricsService<S, Self>;
-
-    fn layered<S>(layer: &VastMetricsLayer<Self>, inner: S) -> Self::Layered<S> {
-        VastMetricsService::from_layer(layer, inner)
+impl<C: MetricsCollector> CounterFn for ByNameSeries<C> {
+    fn increment(&self, n: u64) {
+        self.call(|c, name, labels| c.increment(name, n, labels));
     }
+}
 
-    fn source(&self, label: &str) -> Self::Source {
-        ByNameHandle {
-            collector: self.collector.clone(),
-            label: label.into(),
-            panics: self.panics.clone(),
+impl<C: MetricsCollector> GaugeFn for ByNameSeries<C> {
+    fn add(&self, delta: f64) {
+        self.call(|c, name, labels| c.gauge(name, delta, labels));
+    }
+}
+
+impl<C: MetricsCollector> HistogramFn for ByNameSeries<C> {
+    fn record(&self, value: f64) {
+        match self.family.unit {
+            Unit::Seconds => self.call(|c, name, labels| c.timing(name, value * 1000.0, labels)),
+            Unit::Count => self.call(|c, name, labels| c.histogram(name, value, labels)),
         }
     }
+}
 
-    fn event(&self, event_type: &str) -> Self::Event {
-        self.source(event_type)
+impl<C: MetricsCollector + Clone + 'static> ByName<C> {
+    fn series(&self, family: &'static MetricDef, labels: &[&str]) -> Arc<ByNameSeries<C>> {
+        Arc::new(ByNameSeries {
+            collector: self.collector.clone(),
+            family,
+            values: labels.iter().map(|v| Box::from(*v)).collect(),
+            panics: self.panics.clone(),
+        })
     }
+}
 
+impl<C: MetricsCollector + Clone + 'static> Recorder for ByName<C> {
+    fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> Counter {
+        Counter::from_fn(self.series(family, labels))
+    }
+    fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> Gauge {
+        Gauge::from_fn(self.series(family, labels))
+    }
+    fn register_histogram(&self, family: &'static MetricDef, labels: &[&str]) -> Histogram {
+        Histogram::from_fn(self.series(family, labels))
+    }
     fn label_overflow(&self) {
-        let handle = self.source("");
-        handle.guarded(|c, _| c.increment("vast.metrics.source_label_overflow", 1, &[]));
-    }
-}
-
-impl<C: MetricsCollector + Clone + 'static> SourceRecorder for ByNameHandle<C> {
-    fn start(&self) {
-        self.guarded(|c, source| {
-            c.increment(VastMetrics::CLIENT_REQUEST_TOTAL, 1, &[source]);
-            c.gauge(VastMetrics::CLIENT_ACTIVE_REQUESTS, 1.0, &[source]);
+        let call = AssertUnwindSafe(|| {
+            self.collector
+                .increment("vast.metrics.source_label_overflow", 1, &[])
         });
-    }
-
-    fn finish(&self, outcome: Outcome, elapsed: Duration) {
-        self.guarded(|c, source| {
-            c.gauge(VastMetrics::CLIENT_ACTIVE_REQUESTS, -1.0, &[source]);
-            let result = (MetricLabels::RESULT, outcome.result().as_str());
-            match outcome {
-                Outcome::Failure(e) => c.increment(
-                    VastMetrics::CLIENT_REQUEST_FAILURE,
-                    1,
-                    &[source, (MetricLabels::ERROR_TYPE, e.as_str())],
-                ),
-                _ => c.increment(VastMetrics::CLIENT_REQUEST_SUCCESS, 1, &[source, result]),
-            }
-            c.timing(
-                VastMetrics::CLIENT_REQUEST_DURATION_MS,
-                elapsed.as_secs_f64() * 1000.0,
-                &[source, result],
-            );
-        });
-    }
-
-    fn inspected(&self, verdict: VastVerdict, elapsed: Duration) {
-        self.guarded(|c, source| {
-            if verdict.is_vast() {
-                c.increment(VastMetrics::PARSER_XML_PARSED, 1, &[source]);
-            } else {
-                let error = (MetricLabels::ERROR_TYPE, verdict.outcome_error().as_str());
-                c.increment(VastMetrics::PARSER_XML_FAILED, 1, &[source, error]);
-            }
-            c.timing(
-                VastMetrics::PARSER_PARSE_DURATION,
-                elapsed.as_secs_f64() * 1000.0,
-                &[source],
-            );
-        });
-    }
-}
-
-impl<C: MetricsCollector + Clone + 'static> EventRecorder for ByNameHandle<C> {
-    fn finish(&self, failure: Option<ErrorType>, elapsed: Duration) {
-        self.guarded(|c, (_, label)| {
-            let event = (MetricLabels::EVENT_TYPE, label);
-            match failure {
-                None => c.increment(VastMetrics::TRACKING_EVENT_SENT, 1, &[event]),
-                Some(e) => c.increment(
-                    VastMetrics::TRACKING_EVENT_FAILED,
-                    1,
-                    &[event, (MetricLabels::ERROR_TYPE, e.as_str())],
-                ),
-            }
-            c.timing(
-                VastMetrics::TRACKING_REQUEST_DURATION,
-                elapsed.as_secs_f64() * 1000.0,
-                &[event],
-            );
-        });
+        if catch_unwind(call).is_err() {
+            self.panics.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

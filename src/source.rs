@@ -41,7 +41,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use http::Uri;
 use siphasher::sip::SipHasher24;
@@ -118,6 +118,15 @@ impl SourceHasher {
         } else {
             path.as_bytes()
         });
+        h.finish()
+    }
+
+    /// Hash of a name (a label given by the user, an event type): its own
+    /// domain, never equal to a URL's input (a URL's starts with ASCII).
+    pub(crate) fn hash_name(&self, name: &str) -> u64 {
+        let mut h = SipHasher24::new_with_key(&self.key);
+        h.write(&[0xFF]);
+        h.write(name.as_bytes());
         h.finish()
     }
 
@@ -205,100 +214,197 @@ impl Hasher for PassThrough {
     }
 }
 
-/// Per-source handles of one layer, resolved once per source and capped.
-pub(crate) struct SourceTable<T> {
-    by_hash: RwLock<HashMap<u64, T, BuildHasherDefault<PassThrough>>>,
-    by_name: RwLock<HashMap<Box<str>, T>>,
-    len: AtomicUsize,
-    max: usize,
+/// A request URL that can be hashed into a source label.
+pub(crate) trait UrlHash {
+    fn hash_with(&self, hasher: &SourceHasher) -> Option<u64>;
 }
 
-/// Outcome of a table lookup.
-pub(crate) enum Lookup<T> {
-    Found(T),
-    /// New and under the cap: resolved and stored.
-    Added(T),
-    /// Past the cap: the caller records it as [`OTHER_SOURCE`].
-    Overflow,
+impl UrlHash for Uri {
+    #[inline]
+    fn hash_with(&self, hasher: &SourceHasher) -> Option<u64> {
+        hasher.hash_uri(self)
+    }
 }
 
-impl<T: Clone> SourceTable<T> {
+/// An alias given for a URL that cannot label anything.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AliasError {
+    /// The URL does not parse.
+    #[error("the aliased URL does not parse")]
+    InvalidUrl(#[source] http::uri::InvalidUri),
+    /// The URL has no host, so no request can match it.
+    #[error("the aliased URL has no host")]
+    NoHost,
+}
+
+/// How one layer names its sources: the configuration of a
+/// [`SourceResolver`].
+#[derive(Clone, Debug)]
+pub(crate) struct SourceConfig {
+    pub(crate) hasher: SourceHasher,
+    pub(crate) max: usize,
+    pub(crate) fixed: Option<Cow<'static, str>>,
+    /// An aliased URL (with a host), and its alias.
+    pub(crate) aliases: Vec<(Uri, Cow<'static, str>)>,
+}
+
+impl SourceConfig {
     pub(crate) fn new(max: usize) -> Self {
-        SourceTable {
-            by_hash: RwLock::default(),
-            by_name: RwLock::default(),
-            len: AtomicUsize::new(0),
+        SourceConfig {
+            hasher: SourceHasher::default(),
             max,
+            fixed: None,
+            aliases: Vec::new(),
         }
     }
 
-    /// Stores an entry that does not count against the cap (aliases).
-    pub(crate) fn preset(&self, hash: u64, value: T) {
-        self.by_hash
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, value);
+    /// Adds an alias for `url`.
+    pub(crate) fn alias(&mut self, url: &str, alias: Cow<'static, str>) -> Result<(), AliasError> {
+        let uri: Uri = url.parse().map_err(AliasError::InvalidUrl)?;
+        if uri.host().is_none() {
+            return Err(AliasError::NoHost);
+        }
+        self.aliases.push((uri, alias));
+        Ok(())
     }
+}
 
-    pub(crate) fn by_hash(&self, hash: u64, resolve: impl FnOnce() -> T) -> Lookup<T> {
-        if let Some(v) = self
-            .by_hash
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-        {
-            return Lookup::Found(v.clone());
-        }
-        if self.full() {
-            return Lookup::Overflow;
-        }
-        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = map.get(&hash) {
-            return Lookup::Found(v.clone());
-        }
-        if !self.reserve() {
-            return Lookup::Overflow;
-        }
-        let value = resolve();
-        map.insert(hash, value.clone());
-        Lookup::Added(value)
-    }
+/// One table entry: a label, and its handles once first used.
+struct Entry<T> {
+    label: Box<str>,
+    value: OnceLock<Arc<T>>,
+}
 
-    pub(crate) fn by_name(&self, name: &str, resolve: impl FnOnce() -> T) -> Lookup<T> {
-        if let Some(v) = self
-            .by_name
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Lookup::Found(v.clone());
-        }
-        if self.full() {
-            return Lookup::Overflow;
-        }
-        let mut map = self.by_name.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = map.get(name) {
-            return Lookup::Found(v.clone());
-        }
-        if !self.reserve() {
-            return Lookup::Overflow;
-        }
-        let value = resolve();
-        map.insert(name.into(), value.clone());
-        Lookup::Added(value)
-    }
+/// Names the source of each request and holds its handles: precedence
+/// ([`SourceLabel`] extension, fixed name, alias, hash, [`OTHER_SOURCE`]),
+/// normalisation and keyed hashing ([`SourceHasher`]), the cap and its
+/// overflow, in one table keyed by hash. Serves tracking event types too
+/// (by name).
+pub(crate) struct SourceResolver<T> {
+    config: SourceConfig,
+    table: RwLock<HashMap<u64, Entry<T>, BuildHasherDefault<PassThrough>>>,
+    /// Entries that count against the cap (all but aliases).
+    counted: AtomicUsize,
+    fixed: OnceLock<Arc<T>>,
+    other: OnceLock<Arc<T>>,
+}
 
-    /// Past the cap, unknown sources skip the write lock.
-    fn full(&self) -> bool {
-        self.len.load(Ordering::Relaxed) >= self.max
-    }
-
-    fn reserve(&self) -> bool {
-        self.len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < self.max).then_some(n + 1)
+impl<T> SourceResolver<T> {
+    pub(crate) fn new(config: SourceConfig) -> Self {
+        let table = config
+            .aliases
+            .iter()
+            .filter_map(|(uri, alias)| {
+                let entry = Entry {
+                    label: alias.as_ref().into(),
+                    value: OnceLock::new(),
+                };
+                Some((config.hasher.hash_uri(uri)?, entry))
             })
-            .is_ok()
+            .collect();
+        SourceResolver {
+            config,
+            table: RwLock::new(table),
+            counted: AtomicUsize::new(0),
+            fixed: OnceLock::new(),
+            other: OnceLock::new(),
+        }
+    }
+
+    /// The handles of a request's source, made by `make` from its label
+    /// the first time; `overflow` is called for each source past the cap.
+    #[inline]
+    pub(crate) fn resolve(
+        &self,
+        label: Option<&SourceLabel>,
+        url: &dyn UrlHash,
+        make: impl FnOnce(&str) -> T,
+        overflow: impl FnOnce(),
+    ) -> Arc<T> {
+        if let Some(label) = label {
+            return self.by_name(label.as_str(), make, overflow);
+        }
+        if let Some(fixed) = &self.config.fixed {
+            return self.fixed.get_or_init(|| Arc::new(make(fixed))).clone();
+        }
+        match url.hash_with(&self.config.hasher) {
+            Some(hash) => self.lookup(hash, None, make, overflow),
+            None => self.other(make),
+        }
+    }
+
+    /// The handles of a name (a [`SourceLabel`], an event type).
+    pub(crate) fn by_name(
+        &self,
+        name: &str,
+        make: impl FnOnce(&str) -> T,
+        overflow: impl FnOnce(),
+    ) -> Arc<T> {
+        let hash = self.config.hasher.hash_name(name);
+        self.lookup(hash, Some(name), make, overflow)
+    }
+
+    fn lookup(
+        &self,
+        hash: u64,
+        name: Option<&str>,
+        make: impl FnOnce(&str) -> T,
+        overflow: impl FnOnce(),
+    ) -> Arc<T> {
+        // A name is compared in full: two names never share handles, even
+        // when their 64-bit hashes collide (the second is then `other`).
+        let matches = |e: &Entry<T>| name.is_none_or(|n| *e.label == *n);
+        {
+            let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = table.get(&hash) {
+                if matches(entry) {
+                    return entry
+                        .value
+                        .get_or_init(|| Arc::new(make(&entry.label)))
+                        .clone();
+                }
+            }
+        }
+        if self.counted.load(Ordering::Relaxed) >= self.config.max {
+            overflow();
+            return self.other(make);
+        }
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let entry = match table.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(e) if matches(e.get()) => e.into_mut(),
+            std::collections::hash_map::Entry::Occupied(_) => {
+                drop(table);
+                overflow();
+                return self.other(make);
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                if self.counted.load(Ordering::Relaxed) >= self.config.max {
+                    drop(table);
+                    overflow();
+                    return self.other(make);
+                }
+                self.counted.fetch_add(1, Ordering::Relaxed);
+                let label = match name {
+                    Some(name) => name.into(),
+                    None => label_of_hash(hash).into_boxed_str(),
+                };
+                e.insert(Entry {
+                    label,
+                    value: OnceLock::new(),
+                })
+            }
+        };
+        entry
+            .value
+            .get_or_init(|| Arc::new(make(&entry.label)))
+            .clone()
+    }
+
+    fn other(&self, make: impl FnOnce(&str) -> T) -> Arc<T> {
+        self.other
+            .get_or_init(|| Arc::new(make(OTHER_SOURCE)))
+            .clone()
     }
 }
 
@@ -369,13 +475,43 @@ mod tests {
     }
 
     #[test]
-    fn table_caps_and_presets() {
-        let t = SourceTable::new(2);
-        t.preset(99, "alias");
-        assert!(matches!(t.by_hash(1, || "a"), Lookup::Added("a")));
-        assert!(matches!(t.by_hash(1, || "x"), Lookup::Found("a")));
-        assert!(matches!(t.by_name("n", || "b"), Lookup::Added("b")));
-        assert!(matches!(t.by_hash(3, || "c"), Lookup::Overflow));
-        assert!(matches!(t.by_hash(99, || "x"), Lookup::Found("alias")));
+    fn resolver_caps_presets_and_precedence() {
+        let mut config = SourceConfig::new(2);
+        config
+            .alias("http://alias.example/vast?x=1", "aliased".into())
+            .unwrap();
+        assert!(matches!(
+            config.alias("http://[bad", "x".into()),
+            Err(AliasError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            config.alias("/relative", "x".into()),
+            Err(AliasError::NoHost)
+        ));
+        let r = SourceResolver::<String>::new(config);
+        let overflows = std::cell::Cell::new(0);
+        let resolve = |url: &str, label: Option<SourceLabel>| {
+            r.resolve(label.as_ref(), &uri(url), str::to_owned, || {
+                overflows.set(overflows.get() + 1)
+            })
+        };
+        assert_eq!(*resolve("http://alias.example/vast?cb=2", None), "aliased");
+        assert_eq!(
+            *resolve("http://a.example/", None),
+            label_of_hash(SourceHasher::default().hash_normalised("http://a.example/"))
+        );
+        assert_eq!(
+            *resolve("http://a.example/?q", Some(SourceLabel::new("named"))),
+            "named"
+        );
+        // The cap (2) is reached; the alias did not count.
+        assert_eq!(*resolve("http://b.example/", None), "other");
+        assert_eq!(
+            *resolve("http://b.example/", Some(SourceLabel::new("x"))),
+            "other"
+        );
+        assert_eq!(overflows.get(), 2);
+        assert_eq!(*resolve("http://alias.example/vast", None), "aliased");
+        assert_eq!(*resolve("/no-host", None), "other");
     }
 }

@@ -35,12 +35,12 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::timeout::Timeout;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::{self, AdServer};
 use vast_metrics::classify::{ErrorType, Outcome};
 use vast_metrics::multi_source::{FetchReport, MultiSource, Source, Strategy, VastRequest};
 use vast_metrics::source::SourceHasher;
 use vast_metrics::vast::inspect;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::{self, AdServer};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -229,7 +229,7 @@ fn get(url: String) -> http::Request<Full<Bytes>> {
 /// Everything a task needs.
 struct Ctx {
     client: HttpClient,
-    layer: VastMetricsLayer<PrometheusMetrics>,
+    layer: VastMetricsLayer,
     sources: Vec<Src>,
     multi: Vec<(Strategy, MultiSourceFetcher)>,
     /// Bodies of the multi-source sources, by name.
@@ -237,11 +237,8 @@ struct Ctx {
 }
 
 /// tower's timeout outside the layer.
-type OuterTimeout = Timeout<vast_metrics::VastMetricsService<HttpClient, PrometheusMetrics>>;
-type MultiSourceFetcher = MultiSource<
-    vast_metrics::VastMetricsService<Timeout<HttpClient>, PrometheusMetrics>,
-    PrometheusMetrics,
->;
+type OuterTimeout = Timeout<vast_metrics::VastMetricsService<HttpClient>>;
+type MultiSourceFetcher = MultiSource<vast_metrics::VastMetricsService<Timeout<HttpClient>>>;
 
 /// One client request through the layer, in one of the chaos modes.
 async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mut Tally) {
@@ -369,7 +366,7 @@ async fn multi_source_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tall
 
 fn build_multi(
     client: &HttpClient,
-    layer: &VastMetricsLayer<PrometheusMetrics>,
+    layer: &VastMetricsLayer,
     metrics: &PrometheusMetrics,
     servers: &[AdServer],
 ) -> (

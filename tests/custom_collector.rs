@@ -9,10 +9,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::{AdServer, INLINE_VAST};
 use vast_metrics::collector::Labels;
 use vast_metrics::recorder::ByName;
 use vast_metrics::{MetricsCollector, VastMetricsLayer};
+use vast_test_support::ad_server::{AdServer, INLINE_VAST};
 
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<String>>>);
@@ -118,8 +118,9 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
     assert_eq!(res.status(), 200);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, INLINE_VAST.as_bytes());
-    // start, finish and the inspection each panicked once.
-    assert_eq!(recorder.panics(), 3);
+    // Each collector call panicked once: total and active at the start;
+    // active, success and duration at the end; parsed and parse duration.
+    assert_eq!(recorder.panics(), 7);
 
     // The cancellation path records from a destructor: still no abort.
     let res = svc
@@ -130,7 +131,8 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
         .await
         .unwrap();
     drop(res);
-    assert_eq!(recorder.panics(), 5);
+    // total, active +1; active -1, failure{cancelled}, duration.
+    assert_eq!(recorder.panics(), 12);
 
     // Errors of the inner service come through unchanged.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")

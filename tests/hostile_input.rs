@@ -19,7 +19,7 @@ use vast_metrics::prometheus::RecordError;
 use vast_metrics::vast::{inspect, inspect_chunks, VastVerdict};
 use vast_metrics::{MetricsCollector, PrometheusMetrics, VastMetricsLayer};
 
-const INLINE: &str = vast_metrics::ad_server::INLINE_VAST;
+const INLINE: &str = vast_test_support::ad_server::INLINE_VAST;
 
 #[test]
 fn bad_names_and_labels_are_dropped_and_counted() {
@@ -371,7 +371,9 @@ async fn a_100_mb_body_is_retained_only_up_to_the_cap() {
 
 #[tokio::test]
 async fn no_id_from_a_url_reaches_the_exposition() {
-    let server = vast_metrics::ad_server::AdServer::start().await.unwrap();
+    let server = vast_test_support::ad_server::AdServer::start()
+        .await
+        .unwrap();
     let metrics = PrometheusMetrics::new();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<Bytes>>();

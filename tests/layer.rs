@@ -12,10 +12,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::{self, AdServer};
 use vast_metrics::source::{SourceHasher, SourceLabel};
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{Latency, NoOpMetrics, PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::{self, AdServer};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -366,6 +366,7 @@ async fn aliases_keys_overrides_and_the_cap() {
     let layer = VastMetricsLayer::new(metrics.clone())
         .hash_key(*b"0123456789abcdef")
         .source_alias(&server.url("/inline?any=query"), "primary")
+        .unwrap()
         .max_sources(3);
     let mut svc = ServiceBuilder::new().layer(layer).service(client());
     fetch(&mut svc, &server.url("/inline?cb=42")).await.unwrap();
@@ -501,7 +502,7 @@ async fn tracking_mode_records_events() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
     let mut pixels = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).tracking())
+        .layer(vast_metrics::TrackingMetricsLayer::new(metrics.clone()))
         .service(client());
     for (event, path) in [
         (TrackingEvent::IMPRESSION, "/pixel"),

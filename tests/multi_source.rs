@@ -11,15 +11,15 @@ use http_body_util::Full;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::AdServer;
 use vast_metrics::classify::{ErrorType, Outcome};
 use vast_metrics::multi_source::{
     Attempt, FetchReport, MultiSource, MultiSourceError, MultiSourceMetricsLayer, Source, Strategy,
     VastRequest,
 };
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer, VastMetricsService};
+use vast_test_support::ad_server::AdServer;
 
-type HttpClient = VastMetricsService<Client<HttpConnector, Full<Bytes>>, PrometheusMetrics>;
+type HttpClient = VastMetricsService<Client<HttpConnector, Full<Bytes>>>;
 
 fn client(metrics: &PrometheusMetrics) -> HttpClient {
     ServiceBuilder::new()
@@ -32,7 +32,7 @@ fn src(server: &AdServer, name: &'static str, path: &str) -> Source {
 }
 
 async fn fetch(
-    svc: &mut MultiSource<HttpClient, PrometheusMetrics>,
+    svc: &mut MultiSource<HttpClient>,
     req: VastRequest,
 ) -> Result<http::Response<Bytes>, MultiSourceError> {
     svc.ready().await.unwrap().call(req).await

@@ -5,8 +5,8 @@
 
 mod common;
 
-use vast_metrics::simulate::simulate_requests;
 use vast_metrics::{MetricsCollector, PrometheusMetrics, VastMetrics};
+use vast_test_support::simulate::simulate_requests;
 
 fn assert_clean(what: &str, exposition: &str) {
     assert!(

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use common::{assert_client_invariants, label_values, parse, sum};
 use tower::{Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::{self, AdServer};
 use vast_metrics::source::SourceHasher;
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::{self, AdServer};
 
 /// Sends a GET for `url` through `svc` (built with `client`).
 async fn send<S>(
@@ -259,8 +259,7 @@ async fn tracking_pixels_use_the_default_event() {
     let client = reqwest::Client::new();
     let mut pixels = ServiceBuilder::new()
         .layer(
-            VastMetricsLayer::new(metrics.clone())
-                .tracking()
+            vast_metrics::TrackingMetricsLayer::new(metrics.clone())
                 .default_event(TrackingEvent::IMPRESSION),
         )
         .service(client.clone());

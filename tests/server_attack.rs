@@ -20,9 +20,9 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use vast_metrics::ad_server::AdServer;
 use vast_metrics::server::RunningServer;
 use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer};
+use vast_test_support::ad_server::AdServer;
 
 /// Upper bound for anything that should be quick.
 const BOUND: Duration = Duration::from_secs(5);
@@ -38,7 +38,7 @@ async fn start(server: MetricsServer) -> RunningServer {
 /// Metrics with some recorded client traffic.
 fn recorded() -> PrometheusMetrics {
     let metrics = PrometheusMetrics::new();
-    vast_metrics::simulate::simulate_requests(&metrics, 50, 7);
+    vast_test_support::simulate::simulate_requests(&metrics, 50, 7);
     metrics
 }
 
@@ -402,7 +402,7 @@ async fn record_traffic(metrics: PrometheusMetrics, stop: Arc<AtomicBool>) -> u6
         if n % 50 == 0 {
             let m = metrics.clone();
             tokio::task::spawn_blocking(move || {
-                vast_metrics::simulate::simulate_requests(&m, 20, n)
+                vast_test_support::simulate::simulate_requests(&m, 20, n)
             })
             .await
             .unwrap();

@@ -1,29 +1,37 @@
 use quanta::Instant;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::in_flight::InFlight;
 use crate::classify::{ErrorType, Outcome};
-use crate::recorder::Recorder;
+use crate::record::ClientSeries;
 use crate::vast::{inspect_chunks, VastVerdict};
+
+/// Where the layer leaves its verdict on a body, and how long it took, for
+/// a fetcher above it (a [`MultiSource`](crate::MultiSource) attempt), so
+/// that a body is inspected once.
+#[derive(Clone, Default)]
+pub(crate) struct VerdictSlot(pub(crate) Arc<OnceLock<(VastVerdict, std::time::Duration)>>);
 
 pin_project! {
     /// Response body of [`VastMetricsService`](super::VastMetricsService):
     /// the inner body, byte for byte, ending the request when it ends,
     /// fails or is dropped.
-    pub struct ResponseBody<B: Body, R: Recorder> {
+    pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        in_flight: Option<InFlight<R>>,
-        inspector: Option<Inspector<B::Data>>,
+        in_flight: Option<InFlight<ClientSeries>>,
+        inspector: Option<Inspector>,
+        slot: Option<VerdictSlot>,
     }
 }
 
-impl<B: Body, R: Recorder> ResponseBody<B, R>
+impl<B: Body> ResponseBody<B>
 where
     B::Data: Clone,
 {
@@ -33,18 +41,25 @@ where
             inner,
             in_flight: None,
             inspector: None,
+            slot: None,
         }
     }
 
-    pub(crate) fn tracked(inner: B, in_flight: InFlight<R>, inspect_limit: Option<usize>) -> Self {
+    pub(crate) fn tracked(
+        inner: B,
+        in_flight: InFlight<ClientSeries>,
+        inspect_limit: Option<usize>,
+        slot: Option<VerdictSlot>,
+    ) -> Self {
         let mut body = ResponseBody {
             inner,
             in_flight: Some(in_flight),
             inspector: inspect_limit.map(Inspector::new),
+            slot,
         };
         // A body that is over before it starts may never be polled.
         if body.inner.is_end_stream() {
-            finish(&mut body.in_flight, &mut body.inspector);
+            finish(&mut body.in_flight, &mut body.inspector, &body.slot);
         }
         body
     }
@@ -55,7 +70,7 @@ where
     }
 }
 
-impl<B: Body, R: Recorder> Body for ResponseBody<B, R>
+impl<B: Body> Body for ResponseBody<B>
 where
     B::Data: Clone,
 {
@@ -78,7 +93,7 @@ where
                         inspector.push(data);
                     }
                     if this.inner.is_end_stream() {
-                        finish(this.in_flight, this.inspector);
+                        finish(this.in_flight, this.inspector, this.slot);
                     }
                 }
                 Some(Err(_)) => {
@@ -86,7 +101,7 @@ where
                         in_flight.finish(Outcome::Failure(ErrorType::Body));
                     }
                 }
-                None => finish(this.in_flight, this.inspector),
+                None => finish(this.in_flight, this.inspector, this.slot),
             }
         }
         Poll::Ready(frame)
@@ -104,9 +119,10 @@ where
 }
 
 /// Ends the request at the end of its body, with the inspection's verdict.
-fn finish<R: Recorder, D: Buf + Clone>(
-    in_flight: &mut Option<InFlight<R>>,
-    inspector: &mut Option<Inspector<D>>,
+fn finish(
+    in_flight: &mut Option<InFlight<ClientSeries>>,
+    inspector: &mut Option<Inspector>,
+    slot: &Option<VerdictSlot>,
 ) {
     let Some(mut in_flight) = in_flight.take() else {
         return;
@@ -117,21 +133,25 @@ fn finish<R: Recorder, D: Buf + Clone>(
     let elapsed = in_flight.elapsed_at(now);
     match inspector.take().and_then(|i| i.inspect(now)) {
         Some((verdict, took)) => {
+            if let Some(slot) = slot {
+                let _ = slot.0.set((verdict, took));
+            }
             in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
         }
         None => in_flight.finish_after(Outcome::Ad, elapsed, None),
     }
 }
 
-/// The body's frames, retained by reference count (not copied) up to a cap.
-pub(crate) struct Inspector<D> {
-    chunks: Vec<D>,
+/// The body's frames, retained by reference count (`Bytes` frames are not
+/// copied) up to a cap.
+pub(crate) struct Inspector {
+    chunks: Vec<Bytes>,
     len: usize,
     limit: usize,
     over_limit: bool,
 }
 
-impl<D: Buf + Clone> Inspector<D> {
+impl Inspector {
     fn new(limit: usize) -> Self {
         Inspector {
             chunks: Vec::new(),
@@ -141,7 +161,7 @@ impl<D: Buf + Clone> Inspector<D> {
         }
     }
 
-    fn push(&mut self, data: &D) {
+    fn push<D: Buf + Clone>(&mut self, data: &D) {
         if self.over_limit {
             return;
         }
@@ -150,7 +170,9 @@ impl<D: Buf + Clone> Inspector<D> {
             self.over_limit = true;
             self.chunks = Vec::new();
         } else if data.has_remaining() {
-            self.chunks.push(data.clone());
+            // For `Bytes` (hyper, reqwest) a reference count, not a copy.
+            let mut data = data.clone();
+            self.chunks.push(data.copy_to_bytes(data.remaining()));
         }
     }
 
@@ -164,7 +186,7 @@ impl<D: Buf + Clone> Inspector<D> {
     }
 }
 
-impl<B: Body + std::fmt::Debug, R: Recorder> std::fmt::Debug for ResponseBody<B, R> {
+impl<B: std::fmt::Debug> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseBody")
             .field("inner", &self.inner)

@@ -6,44 +6,61 @@ use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use super::body::ResponseBody;
+use super::body::{ResponseBody, VerdictSlot};
 use super::in_flight::InFlight;
-use crate::classify::{ClassifyError, Outcome};
-use crate::recorder::Recorder;
+use super::service::State;
+use crate::classify::{error_type_of, Classifier, ErrorType, Outcome};
+use crate::record::ClientSeries;
 
 pin_project! {
     /// Response future of [`VastMetricsService`](super::VastMetricsService).
-    pub struct ResponseFuture<F, R: Recorder> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        in_flight: Option<InFlight<R>>,
+        in_flight: Option<InFlight<ClientSeries>>,
         inspect_limit: Option<usize>,
+        classify: Option<Classifier>,
+        slot: Option<VerdictSlot>,
     }
 }
 
-impl<F, R: Recorder> ResponseFuture<F, R> {
+impl<F> ResponseFuture<F> {
+    #[inline]
     pub(crate) fn new(
         inner: F,
-        in_flight: Option<InFlight<R>>,
-        inspect_limit: Option<usize>,
+        in_flight: InFlight<ClientSeries>,
+        state: &State,
+        slot: Option<VerdictSlot>,
     ) -> Self {
         ResponseFuture {
             inner,
-            in_flight,
-            inspect_limit,
+            in_flight: Some(in_flight),
+            inspect_limit: state.inspect_limit,
+            classify: state.classify,
+            slot,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn untracked(inner: F) -> Self {
+        ResponseFuture {
+            inner,
+            in_flight: None,
+            inspect_limit: None,
+            classify: None,
+            slot: None,
         }
     }
 }
 
-impl<F, R, B, E> Future for ResponseFuture<F, R>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    E: ClassifyError,
+    E: 'static,
     B: Body,
     B::Data: Clone,
-    R: Recorder,
 {
-    type Output = Result<Response<ResponseBody<B, R>>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -51,10 +68,15 @@ where
         let result = ready!(this.inner.poll(cx));
         let in_flight = this.in_flight.take();
         Poll::Ready(match result {
-            Ok(response) => Ok(on_response(response, in_flight, *this.inspect_limit)),
+            Ok(response) => Ok(on_response(
+                response,
+                in_flight,
+                *this.inspect_limit,
+                this.slot.take(),
+            )),
             Err(error) => {
                 if let Some(mut in_flight) = in_flight {
-                    in_flight.finish(Outcome::Failure(error.error_type()));
+                    in_flight.finish(Outcome::Failure(error_type_of(&error, *this.classify)));
                 }
                 Err(error)
             }
@@ -62,34 +84,30 @@ where
     }
 }
 
-/// Ends a request at its headers, or hands it to the body to end.
+/// Ends a request at a failing status, or hands it to the body to end.
 #[inline]
-pub(crate) fn on_response<B, R>(
+pub(crate) fn on_response<B>(
     response: Response<B>,
-    in_flight: Option<InFlight<R>>,
+    in_flight: Option<InFlight<ClientSeries>>,
     inspect_limit: Option<usize>,
-) -> Response<ResponseBody<B, R>>
+    slot: Option<VerdictSlot>,
+) -> Response<ResponseBody<B>>
 where
     B: Body,
     B::Data: Clone,
-    R: Recorder,
 {
     let Some(mut in_flight) = in_flight else {
         return response.map(ResponseBody::untracked);
     };
     in_flight.headers();
-    if let Some(error) = crate::classify::ErrorType::from_status(response.status()) {
+    if let Some(error) = ErrorType::from_status(response.status()) {
         in_flight.finish(Outcome::Failure(error));
         return response.map(ResponseBody::untracked);
     }
-    if in_flight.ends_at_headers() {
-        in_flight.finish(Outcome::Ad);
-        return response.map(ResponseBody::untracked);
-    }
-    response.map(|body| ResponseBody::tracked(body, in_flight, inspect_limit))
+    response.map(|body| ResponseBody::tracked(body, in_flight, inspect_limit, slot))
 }
 
-impl<F, R: Recorder> std::fmt::Debug for ResponseFuture<F, R> {
+impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("in_flight", &self.in_flight.is_some())

@@ -1,82 +1,55 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use quanta::Instant;
 
-use http::Extensions;
-
-use super::layer::{Latency, Mode, State, UrlHash};
+use super::layer::Latency;
 use crate::classify::{Deadline, ErrorType, Outcome};
-use crate::recorder::{EventRecorder, Recorder, SourceRecorder};
+use crate::record::Target;
 use crate::vast::VastVerdict;
 
-enum Target<R: Recorder> {
-    Source(R::Source),
-    Event(R::Event),
-}
-
-/// One started request: ends exactly once, as `cancelled` if dropped
-/// before (like tower-http's in-flight guard).
-pub(crate) struct InFlight<R: Recorder> {
-    target: Option<Target<R>>,
+/// One started request: ends exactly once, as `cancelled` (or `timeout`
+/// past its [`Deadline`]) if dropped before, like tower-http's in-flight
+/// guard. Used by every layer and by the multi-source fetcher.
+pub(crate) struct InFlight<T: Target> {
+    target: Option<Arc<T>>,
     start: Instant,
     latency: Latency,
     to_headers: Option<Duration>,
-    /// Dropped at or after it: `timeout`, not `cancelled`.
-    deadline: Option<std::time::Instant>,
+    deadline: Option<Deadline>,
 }
 
-impl<R: Recorder> InFlight<R> {
-    /// Starts a request; `None` when the recorder records nothing.
+impl<T: Target> InFlight<T> {
+    /// Starts a request on `target`.
     #[inline]
-    pub(crate) fn begin(
-        state: &State<R>,
-        url: &dyn UrlHash,
-        extensions: Option<&Extensions>,
-    ) -> Option<Self> {
-        if !R::ENABLED {
-            return None;
-        }
-        let target = match state.config.mode {
-            Mode::Client => {
-                let source = state.source(url, extensions);
-                source.start();
-                Target::Source(source)
-            }
-            Mode::Tracking => Target::Event(state.event(extensions)),
-        };
-        Some(InFlight {
+    pub(crate) fn begin(target: Arc<T>, latency: Latency, deadline: Option<Deadline>) -> Self {
+        target.start();
+        InFlight {
             target: Some(target),
             start: Instant::now(),
-            latency: state.config.latency,
+            latency,
             to_headers: None,
-            deadline: extensions.and_then(|e| e.get::<Deadline>()).map(|d| d.0),
-        })
-    }
-
-    /// Whether the request ends at the headers (tracking pixels).
-    pub(crate) fn ends_at_headers(&self) -> bool {
-        matches!(self.target, Some(Target::Event(_)))
+            deadline,
+        }
     }
 
     /// The response headers arrived.
+    #[inline]
     pub(crate) fn headers(&mut self) {
         if self.latency == Latency::ToHeaders {
             self.to_headers = Some(self.start.elapsed());
         }
     }
 
-    /// Ends the request with `outcome`, now.
-    pub(crate) fn finish(&mut self, outcome: Outcome) {
-        let elapsed = self.elapsed();
+    /// Ends the request with `outcome`, now; returns its latency.
+    pub(crate) fn finish(&mut self, outcome: Outcome) -> Duration {
+        let elapsed = self.elapsed_at(Instant::now());
         self.finish_after(outcome, elapsed, None);
-    }
-
-    /// The latency so far, as configured.
-    pub(crate) fn elapsed(&self) -> Duration {
-        self.to_headers.unwrap_or_else(|| self.start.elapsed())
+        elapsed
     }
 
     /// The latency as configured, with `now` read by the caller.
+    #[inline]
     pub(crate) fn elapsed_at(&self, now: Instant) -> Duration {
         self.to_headers
             .unwrap_or_else(|| now.saturating_duration_since(self.start))
@@ -84,41 +57,28 @@ impl<R: Recorder> InFlight<R> {
 
     /// Ends the request with an outcome, its latency and the inspection
     /// that gave the outcome.
+    #[inline]
     pub(crate) fn finish_after(
         &mut self,
         outcome: Outcome,
         elapsed: Duration,
         inspection: Option<(VastVerdict, Duration)>,
     ) {
-        match self.target.take() {
-            Some(Target::Source(source)) => {
-                source.finish(outcome, elapsed);
-                if let Some((verdict, took)) = inspection {
-                    source.inspected(verdict, took);
-                }
-            }
-            Some(Target::Event(event)) => {
-                let failure = match outcome {
-                    Outcome::Failure(e) => Some(e),
-                    Outcome::Ad | Outcome::NoAd => None,
-                };
-                event.finish(failure, elapsed);
-            }
-            None => {}
+        if let Some(target) = self.target.take() {
+            target.finish(outcome, elapsed, inspection);
         }
     }
 }
 
-impl<R: Recorder> Drop for InFlight<R> {
+impl<T: Target> Drop for InFlight<T> {
     fn drop(&mut self) {
         if self.target.is_some() {
-            let timed_out = self
-                .deadline
-                .is_some_and(|d| std::time::Instant::now() >= d);
-            let error = if timed_out {
-                ErrorType::Timeout
+            // Dropped while a panic unwinds (the inner service panicked):
+            // `other`, as the multi-source report says too.
+            let error = if std::thread::panicking() {
+                ErrorType::Other
             } else {
-                ErrorType::Cancelled
+                Deadline::dropped(self.deadline)
             };
             self.finish(Outcome::Failure(error));
         }

@@ -60,6 +60,9 @@ mod layer;
 mod reqwest;
 mod service;
 
+pub(crate) use self::body::VerdictSlot;
+pub(crate) use self::in_flight::InFlight;
+
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;
 pub use self::layer::{Latency, VastMetricsLayer};

@@ -10,11 +10,10 @@ use tower_service::Service;
 
 use super::future::on_response;
 use super::in_flight::InFlight;
-use super::layer::UrlHash;
 use super::service::VastMetricsService;
-use crate::classify::{ClassifyError, Outcome};
-use crate::recorder::Recorder;
-use crate::source::SourceHasher;
+use crate::classify::{error_type_of, Classifier, Outcome};
+use crate::record::ClientSeries;
+use crate::source::{SourceHasher, UrlHash};
 
 impl UrlHash for reqwest::Url {
     fn hash_with(&self, hasher: &SourceHasher) -> Option<u64> {
@@ -22,15 +21,14 @@ impl UrlHash for reqwest::Url {
     }
 }
 
-impl<S, R> Service<reqwest::Request> for VastMetricsService<S, R>
+impl<S> Service<reqwest::Request> for VastMetricsService<S>
 where
     S: Service<reqwest::Request, Response = reqwest::Response>,
-    S::Error: ClassifyError,
-    R: Recorder,
+    S::Error: 'static,
 {
     type Response = reqwest::Response;
     type Error = S::Error;
-    type Future = ReqwestResponseFuture<S::Future, R>;
+    type Future = ReqwestResponseFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -40,31 +38,39 @@ where
     fn call(&mut self, req: reqwest::Request) -> Self::Future {
         // reqwest keeps a request's extensions to itself: the source comes
         // from the layer's name, an alias or the URL.
-        let in_flight = InFlight::begin(&self.state, req.url(), None);
-        let inspect_limit = self.inspect_limit();
+        let Some(state) = self.state.clone() else {
+            return ReqwestResponseFuture {
+                inner: self.get_mut().call(req),
+                in_flight: None,
+                inspect_limit: None,
+                classify: None,
+            };
+        };
+        let in_flight = state.begin(req.url(), None);
         ReqwestResponseFuture {
             inner: self.get_mut().call(req),
-            in_flight,
-            inspect_limit,
+            in_flight: Some(in_flight),
+            inspect_limit: state.inspect_limit,
+            classify: state.classify,
         }
     }
 }
 
 pin_project! {
     /// Response future of [`VastMetricsService`] over `reqwest::Client`.
-    pub struct ReqwestResponseFuture<F, R: Recorder> {
+    pub struct ReqwestResponseFuture<F> {
         #[pin]
         inner: F,
-        in_flight: Option<InFlight<R>>,
+        in_flight: Option<InFlight<ClientSeries>>,
         inspect_limit: Option<usize>,
+        classify: Option<Classifier>,
     }
 }
 
-impl<F, R, E> Future for ReqwestResponseFuture<F, R>
+impl<F, E> Future for ReqwestResponseFuture<F>
 where
     F: Future<Output = Result<reqwest::Response, E>>,
-    E: ClassifyError,
-    R: Recorder,
+    E: 'static,
 {
     type Output = Result<reqwest::Response, E>;
 
@@ -80,7 +86,7 @@ where
                 let url = response.url().clone();
                 let response: http::Response<reqwest::Body> = response.into();
                 let (parts, body) =
-                    on_response(response, in_flight, *this.inspect_limit).into_parts();
+                    on_response(response, in_flight, *this.inspect_limit, None).into_parts();
                 let mut with_url = http::Response::builder()
                     .url(url)
                     .body(reqwest::Body::wrap(body))
@@ -92,7 +98,7 @@ where
             }
             Err(error) => {
                 if let Some(mut in_flight) = in_flight {
-                    in_flight.finish(Outcome::Failure(error.error_type()));
+                    in_flight.finish(Outcome::Failure(error_type_of(&error, *this.classify)));
                 }
                 Err(error)
             }

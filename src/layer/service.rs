@@ -2,36 +2,69 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{Extensions, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::body::ResponseBody;
+use super::body::{ResponseBody, VerdictSlot};
 use super::future::ResponseFuture;
 use super::in_flight::InFlight;
-use super::layer::{Mode, State, VastMetricsLayer};
-use crate::classify::ClassifyError;
+use super::layer::{Config, Latency};
+use crate::classify::{Classifier, Deadline};
+use crate::record::ClientSeries;
 use crate::recorder::Recorder;
+use crate::source::{SourceLabel, SourceResolver, UrlHash};
 
-/// Service made by [`VastMetricsLayer`]: records each request to the inner
-/// service.
-pub struct VastMetricsService<S, R: Recorder = crate::NoOpMetrics> {
-    inner: S,
-    pub(crate) state: Arc<State<R>>,
+/// What every service of one layer shares: the recorder, the per-source
+/// handles, and what the configuration says about each request.
+pub(crate) struct State {
+    recorder: Arc<dyn Recorder>,
+    sources: SourceResolver<ClientSeries>,
+    latency: Latency,
+    pub(crate) inspect_limit: Option<usize>,
+    pub(crate) classify: Option<Classifier>,
 }
 
-impl<S, R: Recorder> VastMetricsService<S, R> {
-    /// Wraps `inner` with the configuration and handles of `layer`.
-    pub fn from_layer(layer: &VastMetricsLayer<R>, inner: S) -> Self {
-        VastMetricsService {
-            inner,
-            state: layer.state().clone(),
+impl State {
+    pub(crate) fn new(recorder: Arc<dyn Recorder>, config: &Config) -> Self {
+        State {
+            recorder,
+            sources: SourceResolver::new(config.sources.clone()),
+            latency: config.latency,
+            inspect_limit: config.inspect.then_some(config.inspect_limit),
+            classify: config.classify,
         }
     }
 
-    /// A layer recording into `recorder`.
-    pub fn layer(recorder: R) -> VastMetricsLayer<R> {
-        VastMetricsLayer::new(recorder)
+    /// Starts a request: resolves its source (no allocation once known).
+    #[inline]
+    pub(crate) fn begin(
+        &self,
+        url: &dyn UrlHash,
+        extensions: Option<&Extensions>,
+    ) -> InFlight<ClientSeries> {
+        let source = self.sources.resolve(
+            extensions.and_then(|e| e.get::<SourceLabel>()),
+            url,
+            |label| ClientSeries::new(self.recorder.clone(), label),
+            || self.recorder.label_overflow(),
+        );
+        let deadline = extensions.and_then(|e| e.get::<Deadline>()).copied();
+        InFlight::begin(source, self.latency, deadline)
+    }
+}
+
+/// Service made by [`VastMetricsLayer`](super::VastMetricsLayer): records
+/// each request to the inner service.
+pub struct VastMetricsService<S> {
+    inner: S,
+    /// `None` when the recorder records nothing: requests pass untouched.
+    pub(crate) state: Option<Arc<State>>,
+}
+
+impl<S> VastMetricsService<S> {
+    pub(crate) fn new(inner: S, state: Option<Arc<State>>) -> Self {
+        VastMetricsService { inner, state }
     }
 
     /// The inner service.
@@ -48,16 +81,9 @@ impl<S, R: Recorder> VastMetricsService<S, R> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-
-    /// Bytes to inspect per body, or `None` when not inspecting.
-    pub(crate) fn inspect_limit(&self) -> Option<usize> {
-        let config = &self.state.config;
-        (R::ENABLED && config.inspect && config.mode == Mode::Client)
-            .then_some(config.inspect_limit)
-    }
 }
 
-impl<S: Clone, R: Recorder> Clone for VastMetricsService<S, R> {
+impl<S: Clone> Clone for VastMetricsService<S> {
     fn clone(&self) -> Self {
         VastMetricsService {
             inner: self.inner.clone(),
@@ -66,25 +92,25 @@ impl<S: Clone, R: Recorder> Clone for VastMetricsService<S, R> {
     }
 }
 
-impl<S: fmt::Debug, R: Recorder> fmt::Debug for VastMetricsService<S, R> {
+impl<S: fmt::Debug> fmt::Debug for VastMetricsService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VastMetricsService")
             .field("inner", &self.inner)
-            .finish_non_exhaustive()
+            .field("recording", &self.state.is_some())
+            .finish()
     }
 }
 
-impl<S, R, ReqB, ResB> Service<Request<ReqB>> for VastMetricsService<S, R>
+impl<S, ReqB, ResB> Service<Request<ReqB>> for VastMetricsService<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: ClassifyError,
+    S::Error: 'static,
     ResB: Body,
     ResB::Data: Clone,
-    R: Recorder,
 {
-    type Response = Response<ResponseBody<ResB, R>>;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, R>;
+    type Future = ResponseFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -93,7 +119,11 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let in_flight = InFlight::begin(&self.state, req.uri(), Some(req.extensions()));
-        ResponseFuture::new(self.inner.call(req), in_flight, self.inspect_limit())
+        let Some(state) = &self.state else {
+            return ResponseFuture::untracked(self.inner.call(req));
+        };
+        let in_flight = state.begin(req.uri(), Some(req.extensions()));
+        let slot = req.extensions().get::<VerdictSlot>().cloned();
+        ResponseFuture::new(self.inner.call(req), in_flight, state, slot)
     }
 }

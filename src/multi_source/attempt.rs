@@ -1,4 +1,5 @@
-//! One source attempt: ready, call, read the body to the end, inspect.
+//! One source attempt: ready, call, read the body to the end, take the
+//! verdict.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -10,10 +11,10 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tower_service::Service;
 
-use super::record::{timed, AttemptGuard};
-use crate::classify::{ClassifyError, ErrorType, Outcome};
-use crate::collector::MetricsCollector;
-use crate::names::VastMetrics;
+use super::record::MultiSourceRecorder;
+use crate::classify::{classify_error, ErrorType, Outcome};
+use crate::layer::{InFlight, VerdictSlot};
+use crate::record::{timed, OutcomeSeries};
 use crate::vast::{inspect, VastVerdict};
 
 /// Keeps or rejects a fetched VAST document.
@@ -26,27 +27,26 @@ pub(crate) struct AttemptResult {
     pub(crate) elapsed: Duration,
 }
 
-/// Runs one attempt within `timeout`, recording it through `guard`.
-pub(crate) async fn run<S, B, M>(
+/// Runs one attempt within `timeout`, recording it through `attempt`.
+pub(crate) async fn run<S, B>(
     svc: S,
     req: Request<Full<Bytes>>,
     timeout: Duration,
-    mut guard: AttemptGuard<M>,
-    metrics: M,
+    mut attempt: InFlight<OutcomeSeries>,
+    recorder: Arc<MultiSourceRecorder>,
     filter: Option<Filter>,
 ) -> AttemptResult
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: ClassifyError,
+    S::Error: 'static,
     B: Body,
-    M: MetricsCollector,
 {
     let (outcome, body) =
-        match tokio::time::timeout(timeout, fetch(svc, req, &metrics, filter)).await {
+        match tokio::time::timeout(timeout, fetch(svc, req, &recorder, filter)).await {
             Ok(done) => done,
             Err(_elapsed) => (Outcome::Failure(ErrorType::Timeout), None),
         };
-    let elapsed = guard.finish(outcome);
+    let elapsed = attempt.finish(outcome);
     AttemptResult {
         outcome,
         body,
@@ -54,24 +54,26 @@ where
     }
 }
 
-async fn fetch<S, B, M>(
+async fn fetch<S, B>(
     mut svc: S,
-    req: Request<Full<Bytes>>,
-    metrics: &M,
+    mut req: Request<Full<Bytes>>,
+    recorder: &MultiSourceRecorder,
     filter: Option<Filter>,
 ) -> (Outcome, Option<Bytes>)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: ClassifyError,
+    S::Error: 'static,
     B: Body,
-    M: MetricsCollector,
 {
+    // A `VastMetricsLayer` below leaves its verdict here: one parse a body.
+    let slot = VerdictSlot::default();
+    req.extensions_mut().insert(slot.clone());
     if let Err(error) = poll_fn(|cx| svc.poll_ready(cx)).await {
-        return (Outcome::Failure(error.error_type()), None);
+        return (Outcome::Failure(classify_error(&error)), None);
     }
     let response = match svc.call(req).await {
         Ok(response) => response,
-        Err(error) => return (Outcome::Failure(error.error_type()), None),
+        Err(error) => return (Outcome::Failure(classify_error(&error)), None),
     };
     if let Some(error) = ErrorType::from_status(response.status()) {
         return (Outcome::Failure(error), None);
@@ -80,14 +82,16 @@ where
         Ok(collected) => collected.to_bytes(),
         Err(_) => return (Outcome::Failure(ErrorType::Body), None),
     };
-    let verdict = timed(metrics, VastMetrics::MULTI_SOURCE_PARSE_DURATION, || {
-        inspect(&body)
-    });
+    let verdict = match slot.0.get() {
+        Some(&(verdict, took)) => {
+            recorder.parse().record(took.as_secs_f64());
+            verdict
+        }
+        None => timed(recorder.parse(), || inspect(&body)),
+    };
     let mut outcome = verdict.outcome();
     if let (VastVerdict::Ads { .. }, Some(filter)) = (verdict, filter) {
-        if !timed(metrics, VastMetrics::MULTI_SOURCE_FILTER_DURATION, || {
-            filter(&body)
-        }) {
+        if !timed(recorder.filter(), || filter(&body)) {
             outcome = Outcome::NoAd;
         }
     }

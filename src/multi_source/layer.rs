@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
 use http::Response;
@@ -11,11 +12,13 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::record::{attempt_finished, attempt_started, fallback_entered, FetchGuard};
+use super::record::MultiSourceRecorder;
 use super::report::FetchReport;
 use super::Strategy;
-use crate::classify::{ClassifyError, ErrorType, Outcome};
-use crate::collector::MetricsCollector;
+use crate::classify::{classify_error, ErrorType, Outcome};
+use crate::layer::InFlight;
+use crate::record::OutcomeSeries;
+use crate::recorder::Recorder;
 
 /// Layer that records the multi-source family for a VAST fetcher of your
 /// own, from the [`FetchReport`] it puts in each response's extensions.
@@ -26,7 +29,7 @@ use crate::collector::MetricsCollector;
 /// tier up to [`FetchReport::fallback_depth`], and the per-source families
 /// for each [`Attempt`](super::Attempt). A response without a report counts
 /// by its status (2xx: `success`); an error by its
-/// [`ClassifyError::error_type`]; a dropped future as `cancelled`. Answer a
+/// [`classify_error`](crate::classify::classify_error); a dropped future as `cancelled`. Answer a
 /// no-fill with a response (say 204) carrying its report, so the attempts
 /// are recorded.
 ///
@@ -70,18 +73,28 @@ use crate::collector::MetricsCollector;
 /// assert!(text.contains(r#"vast_multi_source_sources_success_total{source_url="primary",result="no_ad"} 1"#));
 /// # }
 /// ```
-#[derive(Clone, Debug)]
-pub struct MultiSourceMetricsLayer<M> {
-    metrics: M,
+#[derive(Clone)]
+pub struct MultiSourceMetricsLayer {
+    recorder: Arc<dyn Recorder>,
     strategy: Strategy,
+    state: Arc<OnceLock<Arc<MultiSourceRecorder>>>,
 }
 
-impl<M: MetricsCollector + Clone> MultiSourceMetricsLayer<M> {
-    /// A layer recording into `metrics`.
-    pub fn new(metrics: M) -> Self {
+impl fmt::Debug for MultiSourceMetricsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiSourceMetricsLayer")
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MultiSourceMetricsLayer {
+    /// A layer recording into `recorder`.
+    pub fn new(recorder: impl Recorder) -> Self {
         MultiSourceMetricsLayer {
-            metrics,
+            recorder: Arc::new(recorder),
             strategy: Strategy::default(),
+            state: Arc::default(),
         }
     }
 
@@ -93,13 +106,17 @@ impl<M: MetricsCollector + Clone> MultiSourceMetricsLayer<M> {
     }
 }
 
-impl<S, M: MetricsCollector + Clone> Layer<S> for MultiSourceMetricsLayer<M> {
-    type Service = MultiSourceMetrics<S, M>;
+impl<S> Layer<S> for MultiSourceMetricsLayer {
+    type Service = MultiSourceMetrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        let recorder = self
+            .state
+            .get_or_init(|| Arc::new(MultiSourceRecorder::new(self.recorder.clone())))
+            .clone();
         MultiSourceMetrics {
             inner,
-            metrics: self.metrics.clone(),
+            recorder,
             strategy: self.strategy,
         }
     }
@@ -107,13 +124,13 @@ impl<S, M: MetricsCollector + Clone> Layer<S> for MultiSourceMetricsLayer<M> {
 
 /// Service made by [`MultiSourceMetricsLayer`].
 #[derive(Clone)]
-pub struct MultiSourceMetrics<S, M> {
+pub struct MultiSourceMetrics<S> {
     inner: S,
-    metrics: M,
+    recorder: Arc<MultiSourceRecorder>,
     strategy: Strategy,
 }
 
-impl<S: fmt::Debug, M> fmt::Debug for MultiSourceMetrics<S, M> {
+impl<S: fmt::Debug> fmt::Debug for MultiSourceMetrics<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MultiSourceMetrics")
             .field("inner", &self.inner)
@@ -122,7 +139,7 @@ impl<S: fmt::Debug, M> fmt::Debug for MultiSourceMetrics<S, M> {
     }
 }
 
-impl<S, M> MultiSourceMetrics<S, M> {
+impl<S> MultiSourceMetrics<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -139,15 +156,14 @@ impl<S, M> MultiSourceMetrics<S, M> {
     }
 }
 
-impl<S, M, Req, B> Service<Req> for MultiSourceMetrics<S, M>
+impl<S, Req, B> Service<Req> for MultiSourceMetrics<S>
 where
     S: Service<Req, Response = Response<B>>,
-    S::Error: ClassifyError,
-    M: MetricsCollector + Clone,
+    S::Error: 'static,
 {
     type Response = Response<B>;
     type Error = S::Error;
-    type Future = MetricsFuture<S::Future, M>;
+    type Future = MetricsFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -155,11 +171,11 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let guard = FetchGuard::start(self.metrics.clone(), self.strategy);
+        let fetch = self.recorder.fetch(self.strategy);
         MetricsFuture {
             inner: self.inner.call(req),
-            guard: Some(guard),
-            metrics: self.metrics.clone(),
+            fetch: Some(fetch),
+            recorder: self.recorder.clone(),
         }
     }
 }
@@ -167,36 +183,35 @@ where
 pin_project! {
     /// Response future of [`MultiSourceMetrics`]; dropped before the
     /// response, the fetch counts as `cancelled`.
-    pub struct MetricsFuture<F, M: MetricsCollector> {
+    pub struct MetricsFuture<F> {
         #[pin]
         inner: F,
-        guard: Option<FetchGuard<M>>,
-        metrics: M,
+        fetch: Option<InFlight<OutcomeSeries>>,
+        recorder: Arc<MultiSourceRecorder>,
     }
 }
 
-impl<F, M: MetricsCollector> fmt::Debug for MetricsFuture<F, M> {
+impl<F> fmt::Debug for MetricsFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, M, B, E> Future for MetricsFuture<F, M>
+impl<F, B, E> Future for MetricsFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    E: ClassifyError,
-    M: MetricsCollector,
+    E: 'static,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        if let Some(mut guard) = this.guard.take() {
+        if let Some(mut fetch) = this.fetch.take() {
             let outcome = match &result {
                 Ok(response) => match response.extensions().get::<FetchReport>() {
                     Some(report) => {
-                        record_report(this.metrics, report);
+                        this.recorder.report(report);
                         report.outcome()
                     }
                     None => match ErrorType::from_status(response.status()) {
@@ -204,21 +219,10 @@ where
                         None => Outcome::Ad,
                     },
                 },
-                Err(error) => Outcome::Failure(error.error_type()),
+                Err(error) => Outcome::Failure(classify_error(error)),
             };
-            guard.finish(outcome);
+            fetch.finish(outcome);
         }
         Poll::Ready(result)
-    }
-}
-
-/// The fallback and per-source families of a finished fetch.
-fn record_report<M: MetricsCollector>(metrics: &M, report: &FetchReport) {
-    for depth in 1..=report.fallback_depth {
-        fallback_entered(metrics, depth);
-    }
-    for attempt in &report.attempts {
-        attempt_started(metrics, &attempt.source);
-        attempt_finished(metrics, &attempt.source, attempt.outcome, attempt.elapsed);
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use super::Strategy;
-use crate::classify::{ClassifyError, ErrorType, Outcome};
+use crate::classify::{ErrorType, Outcome};
 
 /// One source attempt of a fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,10 +158,10 @@ impl MultiSourceError {
     }
 }
 
-impl ClassifyError for MultiSourceError {
+impl MultiSourceError {
     /// `timeout` past the deadline; otherwise the report's failure (`other`
     /// when a source answered without an ad).
-    fn error_type(&self) -> ErrorType {
+    pub fn error_type(&self) -> ErrorType {
         match self.report().outcome() {
             Outcome::Failure(e) => e,
             Outcome::Ad | Outcome::NoAd => ErrorType::Other,

@@ -18,21 +18,22 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tower_service::Service;
 
 use super::attempt::{self, AttemptResult, Filter};
-use super::record::{dropped_at, fallback_entered, AttemptGuard, FetchGuard};
+use super::record::MultiSourceRecorder;
 use super::report::{Attempt, FetchReport, MultiSourceError};
 use super::{Source, Strategy, VastRequest};
-use crate::classify::{ClassifyError, Deadline, ErrorType, Outcome};
-use crate::collector::MetricsCollector;
-use crate::names::{MetricLabels, VastMetrics};
+use crate::classify::{Deadline, ErrorType, Outcome};
+use crate::layer::InFlight;
+use crate::record::OutcomeSeries;
+use crate::recorder::Recorder;
 use crate::source::SourceLabel;
 
 const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Builder of [`MultiSource`]; see [`MultiSource::builder`].
-pub struct MultiSourceBuilder<S, M> {
+pub struct MultiSourceBuilder<S> {
     inner: S,
-    metrics: M,
+    recorder: Arc<dyn Recorder>,
     tiers: Vec<Vec<Source>>,
     strategy: Strategy,
     source_timeout: Duration,
@@ -40,7 +41,7 @@ pub struct MultiSourceBuilder<S, M> {
     filter: Option<Filter>,
 }
 
-impl<S, M> fmt::Debug for MultiSourceBuilder<S, M> {
+impl<S> fmt::Debug for MultiSourceBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MultiSourceBuilder")
             .field("tiers", &self.tiers)
@@ -51,7 +52,7 @@ impl<S, M> fmt::Debug for MultiSourceBuilder<S, M> {
     }
 }
 
-impl<S, M: MetricsCollector + Clone + 'static> MultiSourceBuilder<S, M> {
+impl<S> MultiSourceBuilder<S> {
     /// Adds a tier of sources, in priority order: the first call gives the
     /// primary tier, the next ones the fallback tiers in order. A tier
     /// without sources is skipped. Defaults to no tiers (every fetch is
@@ -97,10 +98,10 @@ impl<S, M: MetricsCollector + Clone + 'static> MultiSourceBuilder<S, M> {
     /// Builds the service and adds its number of sources to
     /// `vast_multi_source_sources{fetch_strategy}` (taken off again when the
     /// last clone is dropped).
-    pub fn build(self) -> MultiSource<S, M> {
+    pub fn build(self) -> MultiSource<S> {
         let source_count = self.tiers.iter().map(Vec::len).sum();
         let config = Config {
-            metrics: self.metrics,
+            recorder: Arc::new(MultiSourceRecorder::new(self.recorder)),
             tiers: self.tiers,
             strategy: self.strategy,
             source_timeout: self.source_timeout,
@@ -117,8 +118,8 @@ impl<S, M: MetricsCollector + Clone + 'static> MultiSourceBuilder<S, M> {
 }
 
 /// What every clone of one [`MultiSource`] shares.
-struct Config<M: MetricsCollector> {
-    metrics: M,
+struct Config {
+    recorder: Arc<MultiSourceRecorder>,
     tiers: Vec<Vec<Source>>,
     strategy: Strategy,
     source_timeout: Duration,
@@ -127,19 +128,16 @@ struct Config<M: MetricsCollector> {
     source_count: usize,
 }
 
-impl<M: MetricsCollector> Config<M> {
+impl Config {
     fn count_sources(&self, sign: f64) {
         if self.source_count > 0 {
-            self.metrics.gauge(
-                VastMetrics::MULTI_SOURCE_SOURCES_COUNT,
-                sign * self.source_count as f64,
-                &[(MetricLabels::FETCH_STRATEGY, self.strategy.as_str())],
-            );
+            self.recorder
+                .sources_count(self.strategy, sign * self.source_count as f64);
         }
     }
 }
 
-impl<M: MetricsCollector> Drop for Config<M> {
+impl Drop for Config {
     fn drop(&mut self) {
         self.count_sources(-1.0);
     }
@@ -150,12 +148,12 @@ impl<M: MetricsCollector> Drop for Config<M> {
 ///
 /// Clones share the configuration; each fetch runs its attempts as tokio
 /// tasks, so it needs a tokio runtime.
-pub struct MultiSource<S, M: MetricsCollector> {
+pub struct MultiSource<S> {
     inner: S,
-    config: Arc<Config<M>>,
+    config: Arc<Config>,
 }
 
-impl<S: Clone, M: MetricsCollector> Clone for MultiSource<S, M> {
+impl<S: Clone> Clone for MultiSource<S> {
     fn clone(&self) -> Self {
         MultiSource {
             inner: self.inner.clone(),
@@ -164,7 +162,7 @@ impl<S: Clone, M: MetricsCollector> Clone for MultiSource<S, M> {
     }
 }
 
-impl<S, M: MetricsCollector> fmt::Debug for MultiSource<S, M> {
+impl<S> fmt::Debug for MultiSource<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MultiSource")
             .field("tiers", &self.config.tiers)
@@ -175,13 +173,13 @@ impl<S, M: MetricsCollector> fmt::Debug for MultiSource<S, M> {
     }
 }
 
-impl<S, M: MetricsCollector + Clone + 'static> MultiSource<S, M> {
+impl<S> MultiSource<S> {
     /// A builder of a service whose attempts go through `inner` (cloned per
-    /// attempt) and whose metrics go to `metrics`.
-    pub fn builder(inner: S, metrics: M) -> MultiSourceBuilder<S, M> {
+    /// attempt) and whose metrics go to `recorder`.
+    pub fn builder(inner: S, recorder: impl Recorder) -> MultiSourceBuilder<S> {
         MultiSourceBuilder {
             inner,
-            metrics,
+            recorder: Arc::new(recorder),
             tiers: Vec::new(),
             strategy: Strategy::default(),
             source_timeout: DEFAULT_SOURCE_TIMEOUT,
@@ -206,14 +204,13 @@ impl<S, M: MetricsCollector + Clone + 'static> MultiSource<S, M> {
     }
 }
 
-impl<S, B, M> Service<VastRequest> for MultiSource<S, M>
+impl<S, B> Service<VastRequest> for MultiSource<S>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: ClassifyError,
+    S::Error: 'static,
     B: Body + Send + 'static,
     B::Data: Send,
-    M: MetricsCollector + Clone + 'static,
 {
     type Response = Response<Bytes>;
     type Error = MultiSourceError;
@@ -227,7 +224,7 @@ where
 
     fn call(&mut self, req: VastRequest) -> Self::Future {
         let strategy = req.strategy_override().unwrap_or(self.config.strategy);
-        let guard = FetchGuard::start(self.config.metrics.clone(), strategy);
+        let fetch = self.config.recorder.fetch(strategy);
         let run = Run {
             inner: self.inner.clone(),
             config: self.config.clone(),
@@ -238,7 +235,7 @@ where
             ends_at: Instant::now() + self.config.deadline,
         };
         ResponseFuture {
-            inner: Box::pin(run.fetch(guard)),
+            inner: Box::pin(run.fetch(fetch)),
         }
     }
 }
@@ -275,9 +272,9 @@ struct Pending {
 }
 
 /// One fetch in progress.
-struct Run<S, M: MetricsCollector> {
+struct Run<S> {
     inner: S,
-    config: Arc<Config<M>>,
+    config: Arc<Config>,
     query: Option<String>,
     report: FetchReport,
     set: JoinSet<AttemptResult>,
@@ -289,18 +286,17 @@ struct Run<S, M: MetricsCollector> {
 /// The winning source and its VAST.
 type Win = (Cow<'static, str>, Bytes);
 
-impl<S, B, M> Run<S, M>
+impl<S, B> Run<S>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: ClassifyError,
+    S::Error: 'static,
     B: Body + Send + 'static,
     B::Data: Send,
-    M: MetricsCollector + Clone + 'static,
 {
     async fn fetch(
         mut self,
-        mut guard: FetchGuard<M>,
+        mut fetch: InFlight<OutcomeSeries>,
     ) -> Result<Response<Bytes>, MultiSourceError> {
         let start = Instant::now();
         let deadline = self.config.deadline;
@@ -324,7 +320,7 @@ where
                 None
             }
         };
-        guard.finish(report.outcome());
+        fetch.finish(report.outcome());
         match body {
             Some(body) => {
                 let mut response = Response::new(body);
@@ -349,56 +345,46 @@ where
         let config = self.config.clone();
         for (tier, sources) in config.tiers.iter().enumerate() {
             if tier > 0 {
-                fallback_entered(&config.metrics, tier);
+                config.recorder.fallback(tier);
             }
             self.report.fallback_depth = tier;
-            let won = match self.report.strategy {
-                Strategy::Sequential => self.sequential(tier, sources).await,
-                Strategy::Race => self.race(tier, sources).await,
-                Strategy::Parallel => self.parallel(tier, sources).await,
-            };
-            if won.is_some() {
-                return won;
+            if let Some(win) = self.tier(tier, sources).await {
+                return Some(win);
             }
         }
         None
     }
 
-    async fn sequential(&mut self, tier: usize, sources: &[Source]) -> Option<Win> {
-        for (index, source) in sources.iter().enumerate() {
-            self.spawn(tier, index, source);
-            if let Some((_, win)) = self.next().await {
-                if win.is_some() {
-                    return win;
-                }
-            }
-        }
-        None
-    }
-
-    async fn race(&mut self, tier: usize, sources: &[Source]) -> Option<Win> {
-        for (index, source) in sources.iter().enumerate() {
-            self.spawn(tier, index, source);
-        }
-        while let Some((_, win)) = self.next().await {
-            if win.is_some() {
-                return win;
-            }
-        }
-        None
-    }
-
-    /// All at once; the earliest listed fill wins as soon as every source
-    /// listed before it has answered.
-    async fn parallel(&mut self, tier: usize, sources: &[Source]) -> Option<Win> {
-        for (index, source) in sources.iter().enumerate() {
-            self.spawn(tier, index, source);
-        }
+    /// The one tier engine. A strategy is two parameters: how many attempts
+    /// run at once (sequential: one; parallel and race: all), and which
+    /// fill wins (race: the first to arrive; the others: the earliest
+    /// listed, as soon as every source listed before it has answered, so a
+    /// parallel tier can end before its slower, lower-priority sources do).
+    async fn tier(&mut self, tier: usize, sources: &[Source]) -> Option<Win> {
+        let (at_once, first_to_arrive) = match self.report.strategy {
+            Strategy::Sequential => (1, false),
+            Strategy::Parallel => (sources.len(), false),
+            Strategy::Race => (sources.len(), true),
+        };
+        let mut started = 0;
+        let mut running = 0;
         let mut answered = vec![false; sources.len()];
         let mut best: Option<(usize, Win)> = None;
-        while let Some((index, win)) = self.next().await {
+        loop {
+            while running < at_once && started < sources.len() {
+                self.spawn(tier, started, &sources[started]);
+                started += 1;
+                running += 1;
+            }
+            let Some((index, win)) = self.next().await else {
+                break;
+            };
+            running -= 1;
             answered[index] = true;
             if let Some(win) = win {
+                if first_to_arrive {
+                    return Some(win);
+                }
                 if best.as_ref().is_none_or(|(b, _)| index < *b) {
                     best = Some((index, win));
                 }
@@ -421,15 +407,15 @@ where
             .insert(SourceLabel::new(source.name.clone()));
         // A drop at either time-out is a `timeout`, here and in the client
         // layer below; earlier drops (race losers) are `cancelled`.
-        let attempt_ends = (Instant::now() + config.source_timeout).min(self.ends_at);
-        req.extensions_mut().insert(Deadline(attempt_ends));
-        let guard = AttemptGuard::start(config.metrics.clone(), source.name.clone(), attempt_ends);
+        let attempt_ends = Deadline((Instant::now() + config.source_timeout).min(self.ends_at));
+        req.extensions_mut().insert(attempt_ends);
+        let attempt = config.recorder.attempt(source.name(), Some(attempt_ends));
         let task = attempt::run(
             self.inner.clone(),
             req,
             config.source_timeout,
-            guard,
-            config.metrics.clone(),
+            attempt,
+            config.recorder.clone(),
             config.filter.clone(),
         );
         let handle = self.set.spawn(task);
@@ -463,10 +449,11 @@ where
         let (id, outcome, elapsed, body) = match done {
             Ok((id, result)) => (id, result.outcome, Some(result.elapsed), result.body),
             Err(error) => {
-                let outcome = if error.is_cancelled() {
-                    dropped_at(self.ends_at)
-                } else {
+                // The attempt's own guard recorded the same: see `InFlight`.
+                let outcome = if error.is_panic() {
                     ErrorType::Other
+                } else {
+                    Deadline::dropped(Some(Deadline(self.ends_at)))
                 };
                 (error.id(), Outcome::Failure(outcome), None, None)
             }

@@ -23,7 +23,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
-//! let server = vast_metrics::ad_server::AdServer::start().await?;
+//! let server = vast_test_support::ad_server::AdServer::start().await?;
 //! assert!(server.url("/inline").starts_with("http://127.0.0.1:"));
 //! # Ok(())
 //! # }

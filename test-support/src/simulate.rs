@@ -11,7 +11,7 @@
 //! # Example
 //!
 //! ```
-//! use vast_metrics::simulate::simulate_requests;
+//! use vast_test_support::simulate::simulate_requests;
 //! use vast_metrics::PrometheusMetrics;
 //!
 //! let metrics = PrometheusMetrics::new();
@@ -19,8 +19,8 @@
 //! assert!(metrics.encode().contains("vast_multi_source_requests_total"));
 //! ```
 
-use crate::collector::MetricsCollector;
-use crate::names::{MetricLabels as L, VastMetrics as M};
+use vast_metrics::MetricsCollector;
+use vast_metrics::{MetricLabels as L, VastMetrics as M};
 
 /// Source aliases by fallback tier: tier 0 first, then 1, then 2.
 const SOURCES: [&str; 3] = ["primary", "backup", "fallback"];
@@ -310,7 +310,7 @@ fn exp(rng: &mut fastrand::Rng, mean: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PrometheusMetrics;
+    use vast_metrics::PrometheusMetrics;
 
     fn sample(text: &str, series: &str) -> f64 {
         text.lines()

@@ -1,0 +1,290 @@
+//! How each family is recorded, written once: small structs of handles
+//! resolved from a [`Recorder`], with the start and finish of one request,
+//! used by [`VastMetricsLayer`](crate::VastMetricsLayer),
+//! [`TrackingMetricsLayer`](crate::TrackingMetricsLayer),
+//! [`MultiSource`](crate::MultiSource) and
+//! [`MultiSourceMetricsLayer`](crate::MultiSourceMetricsLayer) alike.
+//!
+//! The one outcome mapping: a request that ends counts in
+//! `*_success_total{result}` (an ad, no ad) or `*_failure_total{error_type}`,
+//! and its duration in `*_duration_seconds{result}`. Outcome series are
+//! resolved on first use, so the exposition shows the outcomes that
+//! happened.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::classify::{ErrorType, FetchResult, Outcome};
+use crate::names::{family, MetricDef};
+use crate::recorder::{Counter, Gauge, Histogram, Recorder};
+use crate::vast::VastVerdict;
+
+/// The families of something that starts and ends with an outcome.
+pub(crate) struct OutcomeFamilies {
+    total: &'static MetricDef,
+    active: Option<&'static MetricDef>,
+    success: &'static MetricDef,
+    failure: &'static MetricDef,
+    duration: &'static MetricDef,
+}
+
+/// Client requests, per source.
+pub(crate) static CLIENT: OutcomeFamilies = OutcomeFamilies {
+    total: &family::CLIENT_REQUEST_TOTAL,
+    active: Some(&family::CLIENT_ACTIVE_REQUESTS),
+    success: &family::CLIENT_REQUEST_SUCCESS,
+    failure: &family::CLIENT_REQUEST_FAILURE,
+    duration: &family::CLIENT_REQUEST_DURATION_MS,
+};
+
+/// Whole multi-source fetches, per strategy.
+pub(crate) static FETCH: OutcomeFamilies = OutcomeFamilies {
+    total: &family::MULTI_SOURCE_REQUESTS_TOTAL,
+    active: Some(&family::MULTI_SOURCE_ACTIVE_REQUESTS),
+    success: &family::MULTI_SOURCE_REQUESTS_SUCCESS,
+    failure: &family::MULTI_SOURCE_REQUESTS_FAILURE,
+    duration: &family::MULTI_SOURCE_LATENCY_MS,
+};
+
+/// Source attempts within multi-source fetches, per source.
+pub(crate) static ATTEMPT: OutcomeFamilies = OutcomeFamilies {
+    total: &family::MULTI_SOURCE_SOURCES_ATTEMPTED,
+    active: None,
+    success: &family::MULTI_SOURCE_SOURCES_SUCCESS,
+    failure: &family::MULTI_SOURCE_SOURCES_FAILURE,
+    duration: &family::MULTI_SOURCE_FETCH_DURATION,
+};
+
+/// Successes first, then failures in [`ErrorType::ALL`] order.
+const OUTCOMES: usize = 2 + ErrorType::ALL.len();
+
+fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Ad => 0,
+        Outcome::NoAd => 1,
+        Outcome::Failure(e) => 2 + e as usize,
+    }
+}
+
+/// What every recording target does when a request starts and ends.
+pub(crate) trait Target: Send + Sync + 'static {
+    /// The request started.
+    fn start(&self);
+    /// The request ended, once per start; `inspection` is the verdict on
+    /// its body and how long it took, when the body was inspected.
+    fn finish(
+        &self,
+        outcome: Outcome,
+        elapsed: Duration,
+        inspection: Option<(VastVerdict, Duration)>,
+    );
+}
+
+/// The handles of one label value (a source, a strategy) of an
+/// [`OutcomeFamilies`]: total and active at once, outcomes on first use.
+pub(crate) struct OutcomeSeries {
+    recorder: Arc<dyn Recorder>,
+    families: &'static OutcomeFamilies,
+    label: Box<str>,
+    total: Counter,
+    active: Gauge,
+    outcomes: [OnceLock<Counter>; OUTCOMES],
+    durations: [OnceLock<Histogram>; FetchResult::ALL.len()],
+}
+
+impl OutcomeSeries {
+    pub(crate) fn new(
+        recorder: Arc<dyn Recorder>,
+        families: &'static OutcomeFamilies,
+        label: &str,
+    ) -> Self {
+        let labels = [label];
+        OutcomeSeries {
+            total: recorder.register_counter(families.total, &labels),
+            active: families.active.map_or_else(Gauge::noop, |active| {
+                recorder.register_gauge(active, &labels)
+            }),
+            recorder,
+            families,
+            label: label.into(),
+            outcomes: Default::default(),
+            durations: Default::default(),
+        }
+    }
+
+    /// The label value.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl Target for OutcomeSeries {
+    #[inline]
+    fn start(&self) {
+        self.total.increment(1);
+        self.active.add(1.0);
+    }
+
+    #[inline]
+    fn finish(&self, outcome: Outcome, elapsed: Duration, _: Option<(VastVerdict, Duration)>) {
+        self.active.add(-1.0);
+        let f = self.families;
+        let label = &*self.label;
+        self.outcomes[outcome_index(outcome)]
+            .get_or_init(|| match outcome {
+                Outcome::Failure(e) => self
+                    .recorder
+                    .register_counter(f.failure, &[label, e.as_str()]),
+                _ => self
+                    .recorder
+                    .register_counter(f.success, &[label, outcome.result().as_str()]),
+            })
+            .increment(1);
+        let result = outcome.result();
+        self.durations[result as usize]
+            .get_or_init(|| {
+                self.recorder
+                    .register_histogram(f.duration, &[label, result.as_str()])
+            })
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+/// The client and parser families of one source.
+pub(crate) struct ClientSeries {
+    request: OutcomeSeries,
+    parsed: OnceLock<Counter>,
+    /// `invalid_xml`, `empty_body`.
+    parse_failed: [OnceLock<Counter>; 2],
+    parse_duration: OnceLock<Histogram>,
+}
+
+impl ClientSeries {
+    pub(crate) fn new(recorder: Arc<dyn Recorder>, label: &str) -> Self {
+        ClientSeries {
+            request: OutcomeSeries::new(recorder, &CLIENT, label),
+            parsed: OnceLock::new(),
+            parse_failed: Default::default(),
+            parse_duration: OnceLock::new(),
+        }
+    }
+
+    fn inspected(&self, verdict: VastVerdict, took: Duration) {
+        let r = &self.request.recorder;
+        let label = self.request.label();
+        match verdict.outcome() {
+            Outcome::Failure(error) => {
+                let slot = &self.parse_failed[(error == ErrorType::EmptyBody) as usize];
+                slot.get_or_init(|| {
+                    r.register_counter(&family::PARSER_XML_FAILED, &[label, error.as_str()])
+                })
+            }
+            Outcome::Ad | Outcome::NoAd => self
+                .parsed
+                .get_or_init(|| r.register_counter(&family::PARSER_XML_PARSED, &[label])),
+        }
+        .increment(1);
+        self.parse_duration
+            .get_or_init(|| r.register_histogram(&family::PARSER_PARSE_DURATION, &[label]))
+            .record(took.as_secs_f64());
+    }
+}
+
+impl Target for ClientSeries {
+    #[inline]
+    fn start(&self) {
+        self.request.start();
+    }
+
+    #[inline]
+    fn finish(
+        &self,
+        outcome: Outcome,
+        elapsed: Duration,
+        inspection: Option<(VastVerdict, Duration)>,
+    ) {
+        self.request.finish(outcome, elapsed, None);
+        if let Some((verdict, took)) = inspection {
+            self.inspected(verdict, took);
+        }
+    }
+}
+
+/// The tracking family of one event type.
+pub(crate) struct EventSeries {
+    recorder: Arc<dyn Recorder>,
+    event_type: Box<str>,
+    sent: OnceLock<Counter>,
+    failed: [OnceLock<Counter>; ErrorType::ALL.len()],
+    duration: OnceLock<Histogram>,
+}
+
+impl EventSeries {
+    pub(crate) fn new(recorder: Arc<dyn Recorder>, event_type: &str) -> Self {
+        EventSeries {
+            recorder,
+            event_type: event_type.into(),
+            sent: OnceLock::new(),
+            failed: Default::default(),
+            duration: OnceLock::new(),
+        }
+    }
+}
+
+impl Target for EventSeries {
+    fn start(&self) {}
+
+    fn finish(&self, outcome: Outcome, elapsed: Duration, _: Option<(VastVerdict, Duration)>) {
+        let r = &self.recorder;
+        let event = &*self.event_type;
+        match outcome {
+            Outcome::Failure(e) => self.failed[e as usize].get_or_init(|| {
+                r.register_counter(&family::TRACKING_EVENT_FAILED, &[event, e.as_str()])
+            }),
+            Outcome::Ad | Outcome::NoAd => self
+                .sent
+                .get_or_init(|| r.register_counter(&family::TRACKING_EVENT_SENT, &[event])),
+        }
+        .increment(1);
+        self.duration
+            .get_or_init(|| r.register_histogram(&family::TRACKING_REQUEST_DURATION, &[event]))
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+/// Fallback tiers entered, by depth; depths past the cache are resolved
+/// on each use (fetchers with that many tiers are rare).
+pub(crate) struct FallbackSeries {
+    recorder: Arc<dyn Recorder>,
+    depths: [OnceLock<Counter>; 8],
+}
+
+impl FallbackSeries {
+    pub(crate) fn new(recorder: Arc<dyn Recorder>) -> Self {
+        FallbackSeries {
+            recorder,
+            depths: Default::default(),
+        }
+    }
+
+    /// The fallback tier `depth` (1, 2, ...) was entered.
+    pub(crate) fn entered(&self, depth: usize) {
+        let resolve = || {
+            let depth = depth.to_string();
+            self.recorder
+                .register_counter(&family::MULTI_SOURCE_FALLBACK_TRIGGERED, &[&depth])
+        };
+        match self.depths.get(depth) {
+            Some(slot) => slot.get_or_init(resolve).increment(1),
+            None => resolve().increment(1),
+        }
+    }
+}
+
+/// Times `f` into an unlabelled duration histogram.
+pub(crate) fn timed<T>(histogram: &Histogram, f: impl FnOnce() -> T) -> T {
+    let start = quanta::Instant::now();
+    let out = f();
+    histogram.record(start.elapsed().as_secs_f64());
+    out
+}

@@ -4,7 +4,13 @@
 //! text format (gzip-compressed when the scraper accepts it). It is a plain
 //! `tower::Service`, so it can be mounted in axum or any Tower stack.
 //! [`MetricsServer`] runs it on its own port over hyper 1 and hyper-util,
-//! with a header-read timeout, a connection cap and graceful shutdown.
+//! with a header-read timeout, caps on open connections and on requests
+//! answered at once, and graceful shutdown.
+//!
+//! Idle and slow clients cannot delay a scrape: accepting never waits,
+//! idle connections and ones still sending headers hold no request slot,
+//! they are closed by the header-read timeout, and past the connection cap
+//! the oldest of them is closed to make room for a new connection.
 //!
 //! # Example
 //!
@@ -47,11 +53,14 @@
 //! standard_body::<http_body_util::Full<bytes::Bytes>>();
 //! ```
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -62,9 +71,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::prometheus::PrometheusMetrics;
@@ -74,7 +82,14 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const DEFAULT_PATH: &str = "/metrics";
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Upper bound of the default connection cap; see
+/// [`MetricsServer::max_connections`].
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default cap where the open-file limit cannot be read.
+const FALLBACK_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+/// Pending connections the kernel queues (capped by `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 1024;
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Tower service that serves the exposition of a [`PrometheusMetrics`].
@@ -232,7 +247,9 @@ fn bind_message(addr: SocketAddr, source: &io::Error) -> String {
 pub struct MetricsServer {
     service: MetricsService,
     header_read_timeout: Duration,
-    max_connections: usize,
+    /// `None`: derived from the open-file limit at bind time.
+    max_connections: Option<usize>,
+    max_concurrent_requests: usize,
     shutdown_timeout: Duration,
 }
 
@@ -242,27 +259,49 @@ impl MetricsServer {
         Self {
             service: MetricsService::new(metrics),
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections: None,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 
-    /// How long a client has to send request headers, also the idle time
-    /// allowed between keep-alive requests. Defaults to 5 s.
+    /// How long a client has to send request headers, counted from when
+    /// the server starts waiting for them: when the connection opens, and
+    /// after each answer on a keep-alive connection. So it is also the
+    /// idle timeout: a connection that sends no complete request for this
+    /// long is closed, whether it sends nothing or drips header bytes.
+    /// Defaults to 5 s.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
     }
 
-    /// Most connections served at once; further clients wait in the
-    /// listen backlog. Defaults to 256. Zero is taken as one.
+    /// Most connections open at once. Accepting never waits for a slot:
+    /// when a new connection would pass the cap, the oldest connection
+    /// with no request being answered (idle, or still sending headers) is
+    /// closed to make room; if every connection is being answered, the
+    /// new one is closed instead. The cap keeps the server within its
+    /// file-descriptor limit; it does not delay scrapes.
+    ///
+    /// Defaults to half the process's open-file soft limit (read from
+    /// `/proc/self/limits` when the server is bound), between 64 and
+    /// 4,096; 1,024 where that limit cannot be read. Zero is taken as one.
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max.clamp(1, Semaphore::MAX_PERMITS);
+        self.max_connections = Some(max.max(1));
         self
     }
 
-    /// How long shutdown waits for open connections to finish before
-    /// closing them. Defaults to 5 s.
+    /// Most requests answered at once, over all connections. A complete
+    /// request past the cap waits for a slot; idle connections and ones
+    /// still sending headers take none. Defaults to 64. Zero is taken as
+    /// one.
+    pub fn max_concurrent_requests(mut self, max: usize) -> Self {
+        self.max_concurrent_requests = max.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// How long shutdown waits for requests being answered to complete
+    /// before closing their connections. Defaults to 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -278,13 +317,51 @@ impl MetricsServer {
     /// [`BoundServer::local_addr`].
     pub async fn bind(self, addr: SocketAddr) -> Result<BoundServer, ServerError> {
         let bind_err = |source| ServerError::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(bind_err)?;
+        // As std's `TcpListener::bind` does on Unix.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true).map_err(bind_err)?;
+        socket.bind(addr).map_err(bind_err)?;
+        // std's backlog of 128 overflows under a burst of connects, and a
+        // scraper's dropped SYN is retried only after a second.
+        let listener = socket.listen(LISTEN_BACKLOG).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         Ok(BoundServer {
             listener,
             local_addr,
             config: self,
         })
+    }
+}
+
+/// Half the open-file soft limit, so that the server's connections leave
+/// descriptors for the rest of the process.
+fn default_max_connections() -> usize {
+    match open_file_limit() {
+        Some(limit) => usize::try_from(limit / 2)
+            .unwrap_or(usize::MAX)
+            .clamp(64, DEFAULT_MAX_CONNECTIONS),
+        None => FALLBACK_MAX_CONNECTIONS,
+    }
+}
+
+/// The soft `RLIMIT_NOFILE`, without libc: Linux shows it in /proc.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_file_limit(&limits)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    // "Max open files  <soft>  <hard>  files"; "unlimited" is no limit.
+    match line.split_whitespace().nth(3)? {
+        "unlimited" => Some(u64::MAX),
+        soft => soft.parse().ok(),
     }
 }
 
@@ -296,14 +373,94 @@ pub struct BoundServer {
     config: MetricsServer,
 }
 
+/// One open connection, as the accept loop sees it.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// Requests being answered or waiting for a request slot.
+    in_flight: AtomicUsize,
+    /// Requests received so far (complete heads).
+    received: AtomicU64,
+    /// Asks the connection to close (shed, or server shutdown).
+    close: Notify,
+}
+
+/// Open connections by accept order, oldest first.
+type OpenConns = Arc<Mutex<BTreeMap<u64, Arc<ConnState>>>>;
+
+fn lock(open: &OpenConns) -> MutexGuard<'_, BTreeMap<u64, Arc<ConnState>>> {
+    // The map stays consistent even if a holder panicked.
+    open.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Asks the oldest connection with no request in flight to close; false
+/// if every connection is answering a request.
+fn shed_oldest_idle(open: &mut BTreeMap<u64, Arc<ConnState>>) -> bool {
+    let victim = open
+        .iter()
+        .find(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
+        .map(|(&id, _)| id);
+    match victim.and_then(|id| open.remove(&id)) {
+        Some(conn) => {
+            conn.close.notify_one();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Held by a request from its arrival until its response body is handed
+/// to hyper (dropped), then frees its request slot.
+#[derive(Debug)]
+struct RequestGuard {
+    conn: Arc<ConnState>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The exposition body, holding the request's slot while hyper reads it.
+#[derive(Debug)]
+struct GuardedBody {
+    body: Full<Bytes>,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl BoundServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// Serves until `signal` completes, then stops accepting, lets open
-    /// connections finish for up to the shutdown timeout, and closes the rest.
+    /// Serves until `signal` completes, then shuts down gracefully: the
+    /// listening socket is closed at once (new connections are refused),
+    /// idle connections and ones that have not sent a complete request are
+    /// closed at once, and requests already received are answered in full,
+    /// each connection closing after its answer. Connections still
+    /// answering after the shutdown timeout are cut.
     pub async fn serve_with_shutdown(
         self,
         signal: impl Future<Output = ()>,
@@ -316,58 +473,62 @@ impl BoundServer {
             .header_read_timeout(config.header_read_timeout)
             // Refuse huge headers (431) instead of buffering ~400 KB each.
             .max_buf_size(64 * 1024);
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(default_max_connections);
         let service = config.service;
-        let permits = Arc::new(Semaphore::new(config.max_connections));
-        let graceful = GracefulShutdown::new();
+        let permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
+        let open = OpenConns::default();
         // Owns the connection tasks, so none outlives the server.
         let mut conns = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
+        let mut next_id = 0u64;
 
         loop {
-            // Wait for a free slot before accepting, so the cap holds.
-            let permit = tokio::select! {
-                biased;
-                () = &mut signal => break,
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break, // never closed; nothing left to serve with
-                },
-            };
             let stream = tokio::select! {
                 biased;
                 () = &mut signal => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Per-connection failures are the client's; others
-                        // (EMFILE) pass with time, so back off and go on.
-                        if !is_connection_error(&e) {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
+                    Err(e) if is_connection_error(&e) => continue,
+                    Err(_) => {
+                        // Out of descriptors (EMFILE) or memory: free one by
+                        // closing an idle connection, else wait for one.
+                        let shed = shed_oldest_idle(&mut lock(&open));
+                        let pause = if shed { 1 } else { 100 };
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
                         continue;
                     }
                 },
             };
-            let _ = stream.set_nodelay(true);
-            let service = service.clone();
-            let conn = http.serve_connection(
-                TokioIo::new(stream),
-                hyper::service::service_fn(move |req| {
-                    ready(Ok::<_, Infallible>(service.respond(&req)))
-                }),
-            );
-            let conn = graceful.watch(conn);
+            let state = Arc::new(ConnState::default());
+            {
+                let mut open = lock(&open);
+                if open.len() >= max_connections && !shed_oldest_idle(&mut open) {
+                    // Every connection is answering a request: drop this one.
+                    continue;
+                }
+                next_id += 1;
+                open.insert(next_id, state.clone());
+            }
             while conns.try_join_next().is_some() {}
-            conns.spawn(async move {
-                // A client that hangs up or times out is not the server's error.
-                let _ = conn.await;
-                drop(permit);
-            });
+            conns.spawn(serve_connection(
+                &http,
+                stream,
+                service.clone(),
+                permits.clone(),
+                (next_id, state),
+                open.clone(),
+            ));
         }
 
         drop(listener);
-        let _ = tokio::time::timeout(config.shutdown_timeout, graceful.shutdown()).await;
-        // Connections still open after the grace period are cut.
+        for conn in lock(&open).values() {
+            conn.close.notify_one();
+        }
+        let drained = async { while conns.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(config.shutdown_timeout, drained).await;
+        // Connections still answering after the grace period are cut.
         conns.shutdown().await;
         Ok(())
     }
@@ -386,6 +547,61 @@ impl BoundServer {
             shutdown: tx,
             task,
         }
+    }
+}
+
+/// Serves one connection until it ends or is asked to close.
+fn serve_connection(
+    http: &hyper::server::conn::http1::Builder,
+    stream: TcpStream,
+    service: MetricsService,
+    permits: Arc<Semaphore>,
+    (id, state): (u64, Arc<ConnState>),
+    open: OpenConns,
+) -> impl Future<Output = ()> + Send + 'static {
+    let _ = stream.set_nodelay(true);
+    let conn_state = state.clone();
+    let conn = http.serve_connection(
+        TokioIo::new(stream),
+        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            // Counted before waiting for a slot: a received request is
+            // never shed.
+            conn_state.received.fetch_add(1, Ordering::AcqRel);
+            conn_state.in_flight.fetch_add(1, Ordering::AcqRel);
+            let conn = conn_state.clone();
+            let service = service.clone();
+            let permits = permits.clone();
+            async move {
+                // The semaphore is never closed.
+                let permit = permits.acquire_owned().await.ok();
+                let guard = RequestGuard {
+                    conn,
+                    _permit: permit,
+                };
+                let res = service.respond(&req).map(|body| GuardedBody {
+                    body,
+                    _guard: guard,
+                });
+                Ok::<_, Infallible>(res)
+            }
+        }),
+    );
+    async move {
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            // A client that hangs up or times out is not the server's error.
+            _ = conn.as_mut() => {}
+            () = state.close.notified() => {
+                // Without a request received nothing is owed: drop the
+                // connection. Otherwise finish the answer under way, if
+                // any, and close (at once when keep-alive idle).
+                if state.received.load(Ordering::Acquire) > 0 {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        }
+        lock(&open).remove(&id);
     }
 }
 
@@ -412,8 +628,12 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// Stops accepting, lets open connections finish for up to the shutdown
-    /// timeout, and returns once the server task has ended.
+    /// Shuts down gracefully and returns once the server task has ended:
+    /// new connections are refused, idle connections and ones that have
+    /// not sent a complete request are closed at once, and requests
+    /// already received are answered in full for up to the shutdown
+    /// timeout, after which their connections are cut. See
+    /// [`BoundServer::serve_with_shutdown`].
     pub async fn shutdown(self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(());
         match self.task.await {
@@ -462,6 +682,35 @@ mod tests {
             source: io::ErrorKind::AddrInUse.into(),
         };
         assert_eq!(e.to_string(), "address 127.0.0.1:9 is already in use");
+    }
+
+    #[test]
+    fn open_file_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_open_file_limit(limits), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_open_file_limit(unlimited), Some(u64::MAX));
+        assert_eq!(
+            parse_open_file_limit("Max processes 10 10 processes\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn shedding_picks_the_oldest_connection_without_a_request() {
+        let mut open = BTreeMap::new();
+        for id in 1..=3 {
+            open.insert(id, Arc::new(ConnState::default()));
+        }
+        open[&1].in_flight.store(1, Ordering::Relaxed);
+        assert!(shed_oldest_idle(&mut open));
+        assert_eq!(open.keys().copied().collect::<Vec<_>>(), [1, 3]);
+        open[&3].in_flight.store(1, Ordering::Relaxed);
+        assert!(!shed_oldest_idle(&mut open), "all answering: none shed");
+        assert_eq!(open.len(), 2);
     }
 
     #[test]

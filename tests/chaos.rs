@@ -28,11 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{assert_client_invariants, label_values, parse, sum, Sample};
+use common::{
+    assert_client_invariants, get, http_client, label_values, parse, sum, HttpClient, Sample,
+};
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use tower::timeout::Timeout;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vast_metrics::classify::{ErrorType, Outcome};
@@ -41,8 +41,6 @@ use vast_metrics::source::SourceHasher;
 use vast_metrics::vast::inspect;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::{self, AdServer};
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 const DEFAULT_REQUESTS: usize = 100_000;
 const TASKS: usize = 64;
@@ -220,10 +218,6 @@ fn on_response(
         BodyEnd::Error => Outcome::Failure(ErrorType::Body),
         BodyEnd::Dropped => Outcome::Failure(ErrorType::Cancelled),
     }
-}
-
-fn get(url: String) -> http::Request<Full<Bytes>> {
-    http::Request::get(url).body(Full::default()).unwrap()
 }
 
 /// Everything a task needs.
@@ -444,7 +438,7 @@ async fn invariants_hold_under_chaos() {
     };
     let metrics = PrometheusMetrics::new();
     let layer = VastMetricsLayer::new(metrics.clone());
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client: HttpClient = http_client();
     let srcs = sources(&servers);
     assert_eq!(srcs.len(), 20);
     let (multi, multi_bodies) = build_multi(&client, &layer, &metrics, &servers);

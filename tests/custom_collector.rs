@@ -110,10 +110,8 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
     assert_eq!(recorder.panics(), 12);
 
     // Errors of the inner service come through unchanged.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port that was just free: nothing listens there.
+    let closed = common::closed_addr();
     let err = svc
         .ready()
         .await

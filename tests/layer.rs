@@ -105,10 +105,7 @@ async fn every_outcome_is_classified() {
 #[tokio::test]
 async fn connect_errors_and_timeouts_keep_the_error_type() {
     // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::closed_addr();
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
     let layer = VastMetricsLayer::new(metrics.clone());

@@ -229,6 +229,17 @@ async fn no_gzip_when_refused() {
     server.shutdown().await.unwrap();
 }
 
+/// Each scrape answered 200 with the recorded request total.
+async fn assert_all_served(scrapes: Vec<tokio::task::JoinHandle<(Response<()>, Bytes)>>) {
+    for scrape in scrapes {
+        let (res, body) = scrape.await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(std::str::from_utf8(&body)
+            .unwrap()
+            .contains(r#"vast_client_request_total{source_url="primary"} 3"#));
+    }
+}
+
 #[tokio::test]
 async fn fifty_concurrent_scrapes() {
     let metrics = recorded();
@@ -241,13 +252,7 @@ async fn fifty_concurrent_scrapes() {
             tokio::spawn(async move { send(&client, Method::GET, addr, "/metrics", None).await })
         })
         .collect();
-    for scrape in scrapes {
-        let (res, body) = scrape.await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        assert!(std::str::from_utf8(&body)
-            .unwrap()
-            .contains(r#"vast_client_request_total{source_url="primary"} 3"#));
-    }
+    assert_all_served(scrapes).await;
     server.shutdown().await.unwrap();
 }
 
@@ -263,13 +268,7 @@ async fn request_cap_queues_instead_of_refusing() {
             )
         })
         .collect();
-    for scrape in scrapes {
-        let (res, body) = scrape.await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        assert!(std::str::from_utf8(&body)
-            .unwrap()
-            .contains(r#"vast_client_request_total{source_url="primary"} 3"#));
-    }
+    assert_all_served(scrapes).await;
     server.shutdown().await.unwrap();
 }
 

@@ -225,12 +225,16 @@ where
     send(svc, get(url)).await
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
+/// A loopback address that was free a moment ago: nothing listens there.
+pub fn closed_addr() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
-        .port()
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    closed_addr().port()
 }
 
 /// `server` bound to a free loopback port and running.

@@ -245,7 +245,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         // Plain: read to the end.
         tally.mode("plain");
         let mut svc = ctx.layer.layer(ctx.client.clone());
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), None).await;
@@ -258,7 +258,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         tally.mode("timeout_inside");
         let d = Duration::from_millis(1 + rng.u64(..20));
         let mut svc = ctx.layer.layer(Timeout::new(ctx.client.clone(), d));
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), None).await;
@@ -274,7 +274,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
             .timeout(d)
             .layer(ctx.layer.clone())
             .service(ctx.client.clone());
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), None).await;
@@ -290,7 +290,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         tally.mode("drop_future");
         let d = Duration::from_millis(rng.u64(..12));
         let mut svc = ctx.layer.layer(ctx.client.clone());
-        let fut = svc.ready().await.unwrap().call(get(url));
+        let fut = svc.ready().await.unwrap().call(get(&url));
         match tokio::time::timeout(d, fut).await {
             Err(_dropped) => Outcome::Failure(ErrorType::Cancelled),
             Ok(Ok(res)) => {
@@ -305,7 +305,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         tally.mode("drop_body");
         let k = rng.u64(..4) as usize;
         let mut svc = ctx.layer.layer(ctx.client.clone());
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), Some(k)).await;

@@ -180,10 +180,8 @@ pub fn layered<L: Layer<HttpClient>>(layer: L) -> L::Service {
 }
 
 /// A GET of `url` with an empty body.
-pub fn get(url: impl AsRef<str>) -> http::Request<Full<Bytes>> {
-    http::Request::get(url.as_ref())
-        .body(Full::default())
-        .unwrap()
+pub fn get(url: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(url).body(Full::default()).unwrap()
 }
 
 /// Sends `req` through `svc` and reads the body to the end: the status and

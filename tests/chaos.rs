@@ -28,11 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{assert_client_invariants, label_values, parse, sum, Sample};
+use common::{
+    assert_client_invariants, get, http_client, label_values, parse, sum, HttpClient, Sample,
+};
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use tower::timeout::Timeout;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vast_metrics::classify::{ErrorType, Outcome};
@@ -41,8 +41,6 @@ use vast_metrics::source::SourceHasher;
 use vast_metrics::vast::inspect;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::{self, AdServer};
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 const DEFAULT_REQUESTS: usize = 100_000;
 const TASKS: usize = 64;
@@ -222,10 +220,6 @@ fn on_response(
     }
 }
 
-fn get(url: String) -> http::Request<Full<Bytes>> {
-    http::Request::get(url).body(Full::default()).unwrap()
-}
-
 /// Everything a task needs.
 struct Ctx {
     client: HttpClient,
@@ -251,7 +245,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         // Plain: read to the end.
         tally.mode("plain");
         let mut svc = ctx.layer.layer(ctx.client.clone());
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), None).await;
@@ -264,7 +258,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         tally.mode("timeout_inside");
         let d = Duration::from_millis(1 + rng.u64(..20));
         let mut svc = ctx.layer.layer(Timeout::new(ctx.client.clone(), d));
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), None).await;
@@ -280,7 +274,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
             .timeout(d)
             .layer(ctx.layer.clone())
             .service(ctx.client.clone());
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), None).await;
@@ -296,7 +290,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         tally.mode("drop_future");
         let d = Duration::from_millis(rng.u64(..12));
         let mut svc = ctx.layer.layer(ctx.client.clone());
-        let fut = svc.ready().await.unwrap().call(get(url));
+        let fut = svc.ready().await.unwrap().call(get(&url));
         match tokio::time::timeout(d, fut).await {
             Err(_dropped) => Outcome::Failure(ErrorType::Cancelled),
             Ok(Ok(res)) => {
@@ -311,7 +305,7 @@ async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mu
         tally.mode("drop_body");
         let k = rng.u64(..4) as usize;
         let mut svc = ctx.layer.layer(ctx.client.clone());
-        match svc.ready().await.unwrap().call(get(url)).await {
+        match svc.ready().await.unwrap().call(get(&url)).await {
             Ok(res) => {
                 let status = res.status();
                 let end = read_body(res.into_body(), Some(k)).await;
@@ -444,7 +438,7 @@ async fn invariants_hold_under_chaos() {
     };
     let metrics = PrometheusMetrics::new();
     let layer = VastMetricsLayer::new(metrics.clone());
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client: HttpClient = http_client();
     let srcs = sources(&servers);
     assert_eq!(srcs.len(), 20);
     let (multi, multi_bodies) = build_multi(&client, &layer, &metrics, &servers);

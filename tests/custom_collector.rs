@@ -1,14 +1,13 @@
 //! The layer over a custom `MetricsCollector` (through `ByName`): records by
 //! name, and a panicking or slow collector cannot take the request down.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use common::{fetch, get, layered};
+use tower::{Service, ServiceExt};
 use vast_metrics::collector::Labels;
 use vast_metrics::recorder::ByName;
 use vast_metrics::{MetricsCollector, VastMetricsLayer};
@@ -64,26 +63,12 @@ impl MetricsCollector for Slow {
     fn gauge(&self, _: &str, _: f64, _: Labels<'_>) {}
 }
 
-fn get(url: &str) -> http::Request<Full<Bytes>> {
-    http::Request::get(url).body(Full::default()).unwrap()
-}
-
 #[tokio::test]
 async fn records_by_name_with_the_contract_labels() {
     let server = AdServer::start().await.unwrap();
     let log = Log::default();
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(ByName::new(log.clone())).source_name("primary"))
-        .service(client);
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(get(&server.url("/no-ad")))
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    let mut svc = layered(VastMetricsLayer::new(ByName::new(log.clone())).source_name("primary"));
+    fetch(&mut svc, &server.url("/no-ad")).await.unwrap();
     let calls = log.0.lock().unwrap().clone();
     assert_eq!(
         calls,
@@ -103,20 +88,10 @@ async fn records_by_name_with_the_contract_labels() {
 async fn a_panicking_collector_cannot_take_the_request_down() {
     let server = AdServer::start().await.unwrap();
     let recorder = ByName::new(Panicking);
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(recorder.clone()))
-        .service(client);
+    let mut svc = layered(VastMetricsLayer::new(recorder.clone()));
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(get(&server.url("/inline")))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let (status, body) = fetch(&mut svc, &server.url("/inline")).await.unwrap();
+    assert_eq!(status, 200);
     assert_eq!(body, INLINE_VAST.as_bytes());
     // Each collector call panicked once: total and active at the start;
     // active, success and duration at the end; parsed and parse duration.
@@ -135,10 +110,8 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
     assert_eq!(recorder.panics(), 12);
 
     // Errors of the inner service come through unchanged.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port that was just free: nothing listens there.
+    let closed = common::closed_addr();
     let err = svc
         .ready()
         .await
@@ -152,19 +125,9 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
 #[tokio::test]
 async fn a_slow_collector_delays_but_delivers() {
     let server = AdServer::start().await.unwrap();
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(ByName::new(Slow)))
-        .service(client);
+    let mut svc = layered(VastMetricsLayer::new(ByName::new(Slow)));
     for _ in 0..3 {
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(get(&server.url("/wrapper")))
-            .await
-            .unwrap();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let (_, body) = fetch(&mut svc, &server.url("/wrapper")).await.unwrap();
         assert!(body.starts_with(b"<?xml"));
     }
 }

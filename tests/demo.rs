@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use vast_metrics::names::{exported_name, MetricKind};
 use vast_metrics::VastMetrics;
 
@@ -30,15 +27,8 @@ fn family(dotted: &str, kind: MetricKind) -> String {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 async fn scrape(url: &str) -> Option<String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let client = common::http_client::<Empty<Bytes>>();
     let res = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse().ok()?))
         .await
         .ok()?
@@ -64,7 +54,7 @@ impl Drop for Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_records_every_family_and_exits_cleanly() {
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let mut args = vec!["run", "--quiet", "--example", "demo"];
     if cfg!(feature = "reqwest") {
         args.extend(["--features", "reqwest"]);

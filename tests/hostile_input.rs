@@ -375,19 +375,13 @@ async fn no_id_from_a_url_reaches_the_exposition() {
         .await
         .unwrap();
     let metrics = PrometheusMetrics::new();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<Bytes>>();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()))
-        .service(client);
+    let mut svc = common::layered(VastMetricsLayer::new(metrics.clone()));
     let secrets = ["user-8f3a9c", "device-77aa01", "sess-Zq91"];
     for (i, secret) in secrets.iter().enumerate() {
         let url = server.url(&format!(
             "/inline/{secret}?uid={secret}&ifa={secret}&cb={i}"
         ));
-        let req = http::Request::get(url).body(Default::default()).unwrap();
-        let res = svc.ready().await.unwrap().call(req).await.unwrap();
-        res.into_body().collect().await.unwrap();
+        common::fetch(&mut svc, &url).await.unwrap();
     }
     let text = metrics.encode();
     for needle in secrets

@@ -5,58 +5,22 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{assert_client_invariants, label_values, parse, sum};
+use common::{
+    assert_client_invariants, fetch, get, http_client, label_values, layered, parse, send, sum,
+};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use vast_metrics::source::{SourceHasher, SourceLabel};
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{Latency, NoOpMetrics, PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::{self, AdServer};
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-fn get(url: &str) -> http::Request<Full<Bytes>> {
-    http::Request::get(url).body(Full::default()).unwrap()
-}
-
-/// Fetches through `svc` and reads the body to the end.
-async fn fetch<S, B>(svc: &mut S, url: &str) -> Result<Bytes, String>
-where
-    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    let res = svc
-        .ready()
-        .await
-        .map_err(|e| format!("{e:?}"))?
-        .call(get(url))
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(body.to_bytes())
-}
-
 #[tokio::test]
 async fn every_outcome_is_classified() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()))
-        .service(client());
+    let mut svc = layered(VastMetricsLayer::new(metrics.clone()));
 
     let cases = [
         ("/inline?cb=1", "success", None),
@@ -141,15 +105,12 @@ async fn every_outcome_is_classified() {
 #[tokio::test]
 async fn connect_errors_and_timeouts_keep_the_error_type() {
     // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::closed_addr();
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
     let layer = VastMetricsLayer::new(metrics.clone());
 
-    let mut plain = ServiceBuilder::new().layer(layer.clone()).service(client());
+    let mut plain = layered(layer.clone());
     let err = fetch(&mut plain, &format!("http://{closed}/vast"))
         .await
         .unwrap_err();
@@ -161,7 +122,7 @@ async fn connect_errors_and_timeouts_keep_the_error_type() {
     let mut timed = ServiceBuilder::new()
         .layer(layer.clone().source_name("slow"))
         .timeout(Duration::from_millis(50))
-        .service(client());
+        .service(http_client());
     let err = fetch(&mut timed, &server.url("/slow/2000"))
         .await
         .unwrap_err();
@@ -199,9 +160,7 @@ async fn connect_errors_and_timeouts_keep_the_error_type() {
 async fn cancellation_paths_leave_nothing_active() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).source_name("ads"))
-        .service(client());
+    let mut svc = layered(VastMetricsLayer::new(metrics.clone()).source_name("ads"));
 
     // 1. The response future dropped mid-flight.
     let fut = svc
@@ -287,10 +246,8 @@ async fn cancellation_paths_leave_nothing_active() {
 async fn bodies_pass_through_byte_for_byte() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()))
-        .service(client());
-    let mut bare = client();
+    let mut svc = layered(VastMetricsLayer::new(metrics.clone()));
+    let mut bare = http_client();
     for path in [
         "/inline",
         "/chunked/50",
@@ -299,12 +256,12 @@ async fn bodies_pass_through_byte_for_byte() {
         "/invalid-xml",
         "/status/503",
     ] {
-        let through_layer = fetch(&mut svc, &server.url(path)).await.unwrap();
-        let direct = fetch(&mut bare, &server.url(path)).await.unwrap();
+        let (_, through_layer) = fetch(&mut svc, &server.url(path)).await.unwrap();
+        let (_, direct) = fetch(&mut bare, &server.url(path)).await.unwrap();
         assert_eq!(through_layer, direct, "{path}");
     }
     assert_eq!(
-        fetch(&mut svc, &server.url("/inline")).await.unwrap(),
+        fetch(&mut svc, &server.url("/inline")).await.unwrap().1,
         ad_server::INLINE_VAST.as_bytes()
     );
     let s = parse(&metrics.encode());
@@ -325,9 +282,7 @@ async fn bodies_pass_through_byte_for_byte() {
 async fn labels_hold_no_host_path_or_query() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()))
-        .service(client());
+    let mut svc = layered(VastMetricsLayer::new(metrics.clone()));
     for user in 0..5 {
         let url = server.url(&format!("/inline?user_id=secret-user-{user}&cb={user}"));
         fetch(&mut svc, &url).await.unwrap();
@@ -368,13 +323,12 @@ async fn aliases_keys_overrides_and_the_cap() {
         .source_alias(&server.url("/inline?any=query"), "primary")
         .unwrap()
         .max_sources(3);
-    let mut svc = ServiceBuilder::new().layer(layer).service(client());
+    let mut svc = layered(layer);
     fetch(&mut svc, &server.url("/inline?cb=42")).await.unwrap();
     fetch(&mut svc, &server.url("/wrapper")).await.unwrap();
     let mut req = get(&server.url("/no-ad"));
     req.extensions_mut().insert(SourceLabel::new("backup"));
-    let res = svc.ready().await.unwrap().call(req).await.unwrap();
-    res.into_body().collect().await.unwrap();
+    send(&mut svc, req).await.unwrap();
     // Cap of 3: `keyed` and `backup` count (the alias does not), so the
     // second and third new path go to `other`.
     for path in ["/status/500", "/slow/1", "/chunked/2"] {
@@ -419,7 +373,7 @@ async fn a_thousand_concurrent_requests_over_ten_sources() {
     let svc = ServiceBuilder::new()
         .layer(VastMetricsLayer::new(metrics.clone()))
         .concurrency_limit(200)
-        .service(client());
+        .service(http_client());
     let paths = [
         "/inline",
         "/wrapper",
@@ -478,7 +432,7 @@ async fn latency_to_headers_and_without_inspection() {
         .latency(Latency::ToHeaders)
         .inspect_vast(false)
         .source_name("h");
-    let mut svc = ServiceBuilder::new().layer(layer).service(client());
+    let mut svc = layered(layer);
     fetch(&mut svc, &server.url("/invalid-xml")).await.unwrap();
     let s = parse(&metrics.encode());
     // No inspection: a 2xx is success, and the parser family is untouched.
@@ -501,9 +455,7 @@ async fn latency_to_headers_and_without_inspection() {
 async fn tracking_mode_records_events() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let mut pixels = ServiceBuilder::new()
-        .layer(vast_metrics::TrackingMetricsLayer::new(metrics.clone()))
-        .service(client());
+    let mut pixels = layered(vast_metrics::TrackingMetricsLayer::new(metrics.clone()));
     for (event, path) in [
         (TrackingEvent::IMPRESSION, "/pixel"),
         (TrackingEvent::FIRST_QUARTILE, "/pixel"),
@@ -511,8 +463,7 @@ async fn tracking_mode_records_events() {
     ] {
         let mut req = get(&server.url(path));
         req.extensions_mut().insert(event);
-        let res = pixels.ready().await.unwrap().call(req).await.unwrap();
-        res.into_body().collect().await.unwrap();
+        send(&mut pixels, req).await.unwrap();
     }
     fetch(&mut pixels, &server.url("/pixel")).await.unwrap();
     let s = parse(&metrics.encode());
@@ -558,10 +509,8 @@ async fn tracking_mode_records_events() {
 #[tokio::test]
 async fn noop_layer_passes_everything_through() {
     let server = AdServer::start().await.unwrap();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(NoOpMetrics))
-        .service(client());
-    let body = fetch(&mut svc, &server.url("/inline")).await.unwrap();
+    let mut svc = layered(VastMetricsLayer::new(NoOpMetrics));
+    let (_, body) = fetch(&mut svc, &server.url("/inline")).await.unwrap();
     assert_eq!(body, ad_server::INLINE_VAST.as_bytes());
     let res = svc
         .ready()
@@ -578,16 +527,12 @@ async fn noop_layer_passes_everything_through() {
 async fn latency_runs_to_the_end_of_the_body() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let mut body_end = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).source_name("body"))
-        .service(client());
-    let mut headers = ServiceBuilder::new()
-        .layer(
-            VastMetricsLayer::new(metrics.clone())
-                .source_name("headers")
-                .latency(Latency::ToHeaders),
-        )
-        .service(client());
+    let mut body_end = layered(VastMetricsLayer::new(metrics.clone()).source_name("body"));
+    let mut headers = layered(
+        VastMetricsLayer::new(metrics.clone())
+            .source_name("headers")
+            .latency(Latency::ToHeaders),
+    );
     // 20 chunks sent 2 ms apart: the body takes at least 38 ms after the headers.
     fetch(&mut body_end, &server.url("/chunked/20"))
         .await
@@ -616,9 +561,7 @@ async fn a_drop_past_the_request_deadline_is_a_timeout() {
     use vast_metrics::classify::Deadline;
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).source_name("ads"))
-        .service(client());
+    let mut svc = layered(VastMetricsLayer::new(metrics.clone()).source_name("ads"));
     for (deadline_ms, wait_ms) in [(20, 60), (5_000, 30)] {
         let mut req = get(&server.url("/slow/1000"));
         let deadline = std::time::Instant::now() + Duration::from_millis(deadline_ms);

@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{assert_client_invariants, label_values, parse, sum, Sample};
-use http_body_util::Full;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use vast_metrics::classify::{ErrorType, Outcome};
 use vast_metrics::multi_source::{
@@ -19,12 +16,10 @@ use vast_metrics::multi_source::{
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer, VastMetricsService};
 use vast_test_support::ad_server::AdServer;
 
-type HttpClient = VastMetricsService<Client<HttpConnector, Full<Bytes>>>;
+type HttpClient = VastMetricsService<common::HttpClient>;
 
 fn client(metrics: &PrometheusMetrics) -> HttpClient {
-    ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()))
-        .service(Client::builder(TokioExecutor::new()).build_http())
+    common::layered(VastMetricsLayer::new(metrics.clone()))
 }
 
 fn src(server: &AdServer, name: &'static str, path: &str) -> Source {

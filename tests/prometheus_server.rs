@@ -20,9 +20,10 @@
 //! serde_json is not a dependency of the crate, so a minimal JSON reader
 //! (below) reads the dashboard and Prometheus' API answers.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,9 +32,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 type Json = serde_json::Value;
 
 use bytes::Bytes;
+use common::free_port;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 
 const DASHBOARD: &str = "dashboards/multi_source_monitoring.json";
 const ALERTS: &str = "dashboards/alerts.yml";
@@ -442,13 +442,6 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 /// Starts `cargo run --example demo` serving /metrics on `port`. Cargo
 /// replaces itself with the demo (exec), so killing the child ends the demo.
 fn spawn_demo(children: &mut Children, dir: &TempDir, port: u16) {
@@ -494,13 +487,13 @@ fn spawn_prometheus(children: &mut Children, dir: &TempDir, targets: &[u16]) -> 
 // ---------------------------------------------------------------- HTTP
 
 struct Http {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: common::HttpClient<Empty<Bytes>>,
 }
 
 impl Http {
     fn new() -> Self {
         Http {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: common::http_client(),
         }
     }
 

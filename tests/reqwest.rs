@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_client_invariants, label_values, parse, sum};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vast_metrics::source::SourceHasher;
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
@@ -24,6 +24,12 @@ where
 {
     let req = client.get(url).build()?;
     svc.ready().await?.call(req).await
+}
+
+/// A new `reqwest::Client`, and a clone of it behind `layer`.
+fn reqwest_layered<L: Layer<reqwest::Client>>(layer: L) -> (reqwest::Client, L::Service) {
+    let client = reqwest::Client::new();
+    (client.clone(), layer.layer(client))
 }
 
 fn failures(s: &[common::Sample], source: &str, error_type: &str) -> f64 {
@@ -46,10 +52,8 @@ fn successes(s: &[common::Sample], source: &str, result: &str) -> f64 {
 async fn every_outcome_is_classified() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let client = reqwest::Client::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).source_name("r"))
-        .service(client.clone());
+    let (client, mut svc) =
+        reqwest_layered(VastMetricsLayer::new(metrics.clone()).source_name("r"));
 
     for path in [
         "/inline?cb=1",
@@ -95,10 +99,7 @@ async fn every_outcome_is_classified() {
 #[tokio::test]
 async fn reqwest_timeouts_and_refused_connections_keep_their_error_type() {
     // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::closed_addr();
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
     let client = reqwest::Client::builder()
@@ -152,10 +153,8 @@ async fn reqwest_timeouts_and_refused_connections_keep_their_error_type() {
 async fn bodies_and_urls_pass_through() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let client = reqwest::Client::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).source_name("r"))
-        .service(client.clone());
+    let (client, mut svc) =
+        reqwest_layered(VastMetricsLayer::new(metrics.clone()).source_name("r"));
 
     for path in ["/inline?cb=1&user=x", "/chunked/50"] {
         let url = server.url(path);
@@ -186,10 +185,8 @@ async fn bodies_and_urls_pass_through() {
 async fn dropped_requests_and_responses_are_cancelled() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let client = reqwest::Client::new();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).source_name("r"))
-        .service(client.clone());
+    let (client, mut svc) =
+        reqwest_layered(VastMetricsLayer::new(metrics.clone()).source_name("r"));
 
     // 1. The response dropped unread: the request ends as `cancelled`.
     let res = send(&mut svc, &client, &server.url("/chunked/20"))
@@ -224,11 +221,8 @@ async fn dropped_requests_and_responses_are_cancelled() {
 async fn hashed_labels_agree_with_the_hyper_path() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let client = reqwest::Client::new();
     // No source name: the label is the hash of the normalised URL.
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()))
-        .service(client.clone());
+    let (client, mut svc) = reqwest_layered(VastMetricsLayer::new(metrics.clone()));
 
     let url = server.url("/inline?cb=7&user_id=secret");
     let res = send(&mut svc, &client, &url).await.unwrap();
@@ -256,13 +250,10 @@ async fn hashed_labels_agree_with_the_hyper_path() {
 async fn tracking_pixels_use_the_default_event() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
-    let client = reqwest::Client::new();
-    let mut pixels = ServiceBuilder::new()
-        .layer(
-            vast_metrics::TrackingMetricsLayer::new(metrics.clone())
-                .default_event(TrackingEvent::IMPRESSION),
-        )
-        .service(client.clone());
+    let (client, mut pixels) = reqwest_layered(
+        vast_metrics::TrackingMetricsLayer::new(metrics.clone())
+            .default_event(TrackingEvent::IMPRESSION),
+    );
 
     for path in ["/pixel", "/pixel", "/status/500"] {
         let res = send(&mut pixels, &client, &server.url(path)).await.unwrap();

@@ -1,28 +1,23 @@
 //! The `/metrics` server against a real hyper-util client on loopback.
 
+mod common;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{http_client, start, HttpClient};
 use flate2::read::GzDecoder;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
-use vast_metrics::server::{RunningServer, ServerError, CONTENT_TYPE};
+use vast_metrics::server::{ServerError, CONTENT_TYPE};
 use vast_metrics::{
     MetricLabels, MetricsCollector, MetricsServer, MetricsService, PrometheusMetrics, VastMetrics,
 };
-
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
 
 /// Metrics with known values recorded through the generic API.
 fn recorded() -> PrometheusMetrics {
@@ -50,16 +45,8 @@ fn recorded() -> PrometheusMetrics {
     m
 }
 
-async fn start(server: MetricsServer) -> RunningServer {
-    server
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("bind 127.0.0.1:0")
-        .spawn()
-}
-
 async fn send(
-    client: &HttpClient,
+    client: &HttpClient<Empty<Bytes>>,
     method: Method,
     addr: SocketAddr,
     path: &str,
@@ -96,7 +83,7 @@ fn gunzip(bytes: &[u8]) -> String {
 async fn get_serves_the_recorded_values() {
     let server = start(MetricsServer::new(recorded())).await;
     let (res, body) = send(
-        &client(),
+        &http_client(),
         Method::GET,
         server.local_addr(),
         "/metrics",
@@ -132,7 +119,7 @@ async fn get_serves_the_recorded_values() {
 #[tokio::test]
 async fn head_has_the_headers_and_no_body() {
     let server = start(MetricsServer::new(recorded())).await;
-    let client = client();
+    let client = http_client();
     let (get, get_body) = send(&client, Method::GET, server.local_addr(), "/metrics", None).await;
     let (head, body) = send(&client, Method::HEAD, server.local_addr(), "/metrics", None).await;
 
@@ -153,7 +140,7 @@ async fn head_has_the_headers_and_no_body() {
 #[tokio::test]
 async fn other_paths_are_404() {
     let server = start(MetricsServer::new(recorded())).await;
-    let client = client();
+    let client = http_client();
     for path in ["/", "/other", "/metrics/", "/metricsx"] {
         let (res, body) = send(&client, Method::GET, server.local_addr(), path, None).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
@@ -175,7 +162,7 @@ async fn other_paths_are_404() {
 #[tokio::test]
 async fn other_methods_are_405_with_allow() {
     let server = start(MetricsServer::new(recorded())).await;
-    let client = client();
+    let client = http_client();
     for method in [Method::POST, Method::PUT, Method::DELETE] {
         let (res, body) = send(
             &client,
@@ -195,7 +182,7 @@ async fn other_methods_are_405_with_allow() {
 #[tokio::test]
 async fn gzip_when_accepted() {
     let server = start(MetricsServer::new(recorded())).await;
-    let client = client();
+    let client = http_client();
     let addr = server.local_addr();
     let (plain, plain_body) = send(&client, Method::GET, addr, "/metrics", None).await;
     let (gz, gz_body) = send(&client, Method::GET, addr, "/metrics", Some("gzip")).await;
@@ -226,7 +213,7 @@ async fn gzip_when_accepted() {
 #[tokio::test]
 async fn no_gzip_when_refused() {
     let server = start(MetricsServer::new(recorded())).await;
-    let client = client();
+    let client = http_client();
     let addr = server.local_addr();
     let (_, plain_body) = send(&client, Method::GET, addr, "/metrics", None).await;
     for refusal in ["gzip;q=0", "gzip; q=0.0, deflate", "identity", "br"] {
@@ -242,18 +229,8 @@ async fn no_gzip_when_refused() {
     server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn fifty_concurrent_scrapes() {
-    let metrics = recorded();
-    let server = start(MetricsServer::new(metrics.clone())).await;
-    let addr = server.local_addr();
-    let client = client();
-    let scrapes: Vec<_> = (0..50)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move { send(&client, Method::GET, addr, "/metrics", None).await })
-        })
-        .collect();
+/// Each scrape answered 200 with the recorded request total.
+async fn assert_all_served(scrapes: Vec<tokio::task::JoinHandle<(Response<()>, Bytes)>>) {
     for scrape in scrapes {
         let (res, body) = scrape.await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
@@ -261,6 +238,21 @@ async fn fifty_concurrent_scrapes() {
             .unwrap()
             .contains(r#"vast_client_request_total{source_url="primary"} 3"#));
     }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_scrapes() {
+    let metrics = recorded();
+    let server = start(MetricsServer::new(metrics.clone())).await;
+    let addr = server.local_addr();
+    let client = http_client();
+    let scrapes: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { send(&client, Method::GET, addr, "/metrics", None).await })
+        })
+        .collect();
+    assert_all_served(scrapes).await;
     server.shutdown().await.unwrap();
 }
 
@@ -271,16 +263,12 @@ async fn request_cap_queues_instead_of_refusing() {
     let scrapes: Vec<_> = (0..20)
         .map(|_| {
             // One client each: twenty requests against one request slot.
-            tokio::spawn(async move { send(&client(), Method::GET, addr, "/metrics", None).await })
+            tokio::spawn(
+                async move { send(&http_client(), Method::GET, addr, "/metrics", None).await },
+            )
         })
         .collect();
-    for scrape in scrapes {
-        let (res, body) = scrape.await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        assert!(std::str::from_utf8(&body)
-            .unwrap()
-            .contains(r#"vast_client_request_total{source_url="primary"} 3"#));
-    }
+    assert_all_served(scrapes).await;
     server.shutdown().await.unwrap();
 }
 
@@ -331,7 +319,7 @@ async fn past_the_connection_cap_the_oldest_idle_connection_is_closed() {
 #[tokio::test]
 async fn custom_path() {
     let server = start(MetricsServer::new(recorded()).path("/custom")).await;
-    let client = client();
+    let client = http_client();
     let (res, body) = send(&client, Method::GET, server.local_addr(), "/custom", None).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(std::str::from_utf8(&body)
@@ -424,7 +412,7 @@ async fn service_answers_directly_through_oneshot() {
 async fn graceful_shutdown_returns_and_stops_listening() {
     let server = start(MetricsServer::new(recorded())).await;
     let addr = server.local_addr();
-    let client = client();
+    let client = http_client();
     // Leaves a keep-alive connection open in the client's pool.
     let (res, _) = send(&client, Method::GET, addr, "/metrics", None).await;
     assert_eq!(res.status(), StatusCode::OK);

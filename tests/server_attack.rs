@@ -14,14 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use common::start;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower::{Service, ServiceBuilder, ServiceExt};
-use vast_metrics::server::RunningServer;
 use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::AdServer;
 
@@ -31,14 +26,6 @@ const BOUND: Duration = Duration::from_secs(5);
 /// timeout (5 s), as the old connection cap delayed scrapes by whole header
 /// timeouts; still hundreds of times what a scrape takes.
 const FLOOD_BOUND: Duration = Duration::from_secs(2);
-
-async fn start(server: MetricsServer) -> RunningServer {
-    server
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("bind 127.0.0.1:0")
-        .spawn()
-}
 
 /// Metrics with some recorded client traffic.
 fn recorded() -> PrometheusMetrics {
@@ -453,11 +440,7 @@ async fn path_and_method_variants() {
 /// through the layer, and simulated multi-source fetches.
 async fn record_traffic(metrics: PrometheusMetrics, stop: Arc<AtomicBool>) -> u64 {
     let ads = AdServer::start().await.unwrap();
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut svc = ServiceBuilder::new()
-        .layer(VastMetricsLayer::new(metrics.clone()).source_name("loaded"))
-        .service(client);
+    let mut svc = common::layered(VastMetricsLayer::new(metrics.clone()).source_name("loaded"));
     let paths = [
         "/inline",
         "/no-ad",
@@ -473,10 +456,7 @@ async fn record_traffic(metrics: PrometheusMetrics, stop: Arc<AtomicBool>) -> u6
         && started.elapsed() < Duration::from_secs(60)
     {
         let url = ads.url(&format!("{}?cb={n}", paths[n as usize % paths.len()]));
-        let req = http::Request::get(url).body(Full::default()).unwrap();
-        if let Ok(res) = svc.ready().await.unwrap().call(req).await {
-            let _ = res.into_body().collect().await;
-        }
+        let _ = common::fetch(&mut svc, &url).await;
         if n % 50 == 0 {
             let m = metrics.clone();
             tokio::task::spawn_blocking(move || {

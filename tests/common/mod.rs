@@ -1,7 +1,19 @@
-//! Helpers shared by the integration tests: a parsed exposition.
+//! Helpers shared by the integration tests: a parsed exposition; a
+//! hyper-util client (alone or behind a layer), one request read to the
+//! end, a free port and a running `/metrics` server. Each test binary uses
+//! its own subset.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer, Service, ServiceExt};
+use vast_metrics::server::RunningServer;
+use vast_metrics::MetricsServer;
 
 /// One sample: family name, sorted labels, value.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,4 +157,89 @@ pub fn promtool_accepts(exposition: &str) -> bool {
         return false;
     }
     true
+}
+
+// ---------------------------------------------------------------- HTTP
+
+/// hyper-util's HTTP/1 client; request bodies are `Full<Bytes>` unless said.
+pub type HttpClient<B = Full<Bytes>> = Client<HttpConnector, B>;
+
+/// A new hyper-util client (plain HTTP, Tokio executor).
+pub fn http_client<B>() -> HttpClient<B>
+where
+    B: http_body::Body + Send,
+    B::Data: Send,
+{
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A new hyper-util client behind `layer` (a `VastMetricsLayer`, a
+/// `TrackingMetricsLayer`, ...).
+pub fn layered<L: Layer<HttpClient>>(layer: L) -> L::Service {
+    layer.layer(http_client())
+}
+
+/// A GET of `url` with an empty body.
+pub fn get(url: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(url).body(Full::default()).unwrap()
+}
+
+/// Sends `req` through `svc` and reads the body to the end: the status and
+/// the body, or the error (`{:?}`) of `ready`, of the call or of the body.
+pub async fn send<S, B>(
+    svc: &mut S,
+    req: http::Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes), String>
+where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let res = svc
+        .ready()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .call(req)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let status = res.status();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok((status, body.to_bytes()))
+}
+
+/// `send` of a GET of `url`.
+pub async fn fetch<S, B>(svc: &mut S, url: &str) -> Result<(StatusCode, Bytes), String>
+where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    send(svc, get(url)).await
+}
+
+/// A loopback address that was free a moment ago: nothing listens there.
+pub fn closed_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    closed_addr().port()
+}
+
+/// `server` bound to a free loopback port and running.
+pub async fn start(server: MetricsServer) -> RunningServer {
+    server
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind 127.0.0.1:0")
+        .spawn()
 }

@@ -76,11 +76,14 @@ pub enum ErrorType {
     Cancelled,
     /// Anything else.
     Other,
+    /// Refused inside the caller's own stack before it was sent (tower's
+    /// `load_shed` `Overloaded`): not the ad server's error.
+    Rejected,
 }
 
 impl ErrorType {
     /// Every value, in label order.
-    pub const ALL: [ErrorType; 9] = [
+    pub const ALL: [ErrorType; 10] = [
         ErrorType::Timeout,
         ErrorType::Connect,
         ErrorType::Http4xx,
@@ -90,6 +93,7 @@ impl ErrorType {
         ErrorType::Body,
         ErrorType::Cancelled,
         ErrorType::Other,
+        ErrorType::Rejected,
     ];
 
     /// The label value.
@@ -104,6 +108,18 @@ impl ErrorType {
             ErrorType::Body => "body",
             ErrorType::Cancelled => "cancelled",
             ErrorType::Other => "other",
+            ErrorType::Rejected => "rejected",
+        }
+    }
+
+    /// What a status alone says about a VAST fetch: a failure for a status
+    /// that is not 2xx, `NoAd` for `204 No Content` (a no-fill, as ad
+    /// servers with OpenRTB habits answer), `None` when the body decides.
+    pub fn status_outcome(status: http::StatusCode) -> Option<Outcome> {
+        match ErrorType::from_status(status) {
+            Some(error) => Some(Outcome::Failure(error)),
+            None if status == http::StatusCode::NO_CONTENT => Some(Outcome::NoAd),
+            None => None,
         }
     }
 
@@ -129,6 +145,9 @@ impl ErrorType {
             if err.is::<tower::timeout::error::Elapsed>() || err.is::<tokio::time::error::Elapsed>()
             {
                 return ErrorType::Timeout;
+            }
+            if err.is::<tower::load_shed::error::Overloaded>() {
+                return ErrorType::Rejected;
             }
             if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
                 connect |= e.is_connect();
@@ -195,6 +214,71 @@ impl Deadline {
             Some(Deadline(at)) if std::time::Instant::now() >= at => ErrorType::Timeout,
             _ => ErrorType::Cancelled,
         }
+    }
+}
+
+/// The `code` label of `vast_errors_total`: the IAB VAST error codes the
+/// crate records, a closed set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum VastErrorCode {
+    /// 100: the body is not well-formed XML.
+    XmlParse,
+    /// 101: well-formed XML, but not VAST.
+    NotVast,
+    /// 102: a VAST version the crate does not know.
+    VersionNotSupported,
+    /// 301: a wrapper's `VASTAdTagURI` timed out or was unavailable.
+    WrapperTimeout,
+    /// 302: the wrapper limit was reached.
+    WrapperLimit,
+    /// 303: no ad after one or more wrappers.
+    NoAdAfterWrapper,
+    /// 900: undefined.
+    Undefined,
+}
+
+impl VastErrorCode {
+    /// Every value, in label order.
+    pub const ALL: [VastErrorCode; 7] = [
+        VastErrorCode::XmlParse,
+        VastErrorCode::NotVast,
+        VastErrorCode::VersionNotSupported,
+        VastErrorCode::WrapperTimeout,
+        VastErrorCode::WrapperLimit,
+        VastErrorCode::NoAdAfterWrapper,
+        VastErrorCode::Undefined,
+    ];
+
+    /// The IAB number.
+    pub const fn code(self) -> u16 {
+        match self {
+            VastErrorCode::XmlParse => 100,
+            VastErrorCode::NotVast => 101,
+            VastErrorCode::VersionNotSupported => 102,
+            VastErrorCode::WrapperTimeout => 301,
+            VastErrorCode::WrapperLimit => 302,
+            VastErrorCode::NoAdAfterWrapper => 303,
+            VastErrorCode::Undefined => 900,
+        }
+    }
+
+    /// The label value: the number as text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VastErrorCode::XmlParse => "100",
+            VastErrorCode::NotVast => "101",
+            VastErrorCode::VersionNotSupported => "102",
+            VastErrorCode::WrapperTimeout => "301",
+            VastErrorCode::WrapperLimit => "302",
+            VastErrorCode::NoAdAfterWrapper => "303",
+            VastErrorCode::Undefined => "900",
+        }
+    }
+
+    /// The code of an IAB number the crate records.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
     }
 }
 
@@ -280,6 +364,7 @@ pub fn classify_error(error: &(dyn Any + 'static)) -> ErrorType {
         hyper::Error,
         hyper_util::client::legacy::Error,
         tower::timeout::error::Elapsed,
+        tower::load_shed::error::Overloaded,
         tokio::time::error::Elapsed,
     );
     #[cfg(feature = "reqwest")]
@@ -333,7 +418,8 @@ mod tests {
                 "empty_body",
                 "body",
                 "cancelled",
-                "other"
+                "other",
+                "rejected"
             ]
         );
         let results: Vec<_> = FetchResult::ALL.iter().map(|r| r.as_str()).collect();

@@ -166,6 +166,11 @@ contract! {
     /// Duration of tracking requests, in milliseconds (histogram).
     TRACKING_REQUEST_DURATION = "vast.tracking.request.duration" => "vast_tracking_request_duration_seconds",
         Histogram, Seconds, [EVENT_TYPE], "Duration of tracking requests in seconds.";
+    /// VAST answers without an ad for a VAST reason, by IAB error code
+    /// (counter). New in this crate.
+    VAST_ERRORS = "vast.errors" => "vast_errors_total",
+        Counter, Count, [SOURCE_URL, CODE],
+        "VAST answers without an ad for a VAST reason, by IAB VAST error code (100 not well-formed XML, 101 not VAST, 102 version not supported, 301 wrapper timeout, 302 wrapper limit, 303 no ad after wrappers, 900 undefined).";
 }
 
 /// Label-name constants of the VAST Client metrics system.
@@ -185,6 +190,8 @@ impl MetricLabels {
     pub const EVENT_TYPE: &'static str = "event_type";
     /// Failure class: `timeout`, `connect`, `http_4xx`, ...
     pub const ERROR_TYPE: &'static str = "error_type";
+    /// IAB VAST error code: `100`, `101`, `102`, `301`, `302`, `303`, `900`.
+    pub const CODE: &'static str = "code";
     /// HTTP status code.
     pub const HTTP_STATUS: &'static str = "http_status";
     /// Ad provider.

@@ -48,59 +48,7 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Exported name of the family that counts dropped calls.
 pub const ERRORS_METRIC: &str = "vast_metrics_errors_total";
 
-/// Why a call was dropped; the `reason` label of `vast_metrics_errors_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecordError {
-    /// The metric name does not make a valid Prometheus name (ASCII letters,
-    /// digits, `_` and `:`, not starting with a digit, at most
-    /// [`MAX_NAME_LEN`] bytes).
-    #[error("invalid metric name")]
-    InvalidName,
-    /// A label key is not a valid Prometheus label name, or is reserved.
-    #[error("invalid or reserved label name")]
-    InvalidLabelName,
-    /// The label keys differ from the ones the family was created with.
-    #[error("label keys differ from the family's")]
-    LabelMismatch,
-    /// The name is already used by a metric of another type.
-    #[error("metric name already used with another type")]
-    TypeConflict,
-    /// A label value is longer than [`MAX_LABEL_VALUE_LEN`].
-    #[error("label value too long")]
-    LabelValueTooLong,
-    /// The value is NaN or infinite.
-    #[error("value is not finite")]
-    InvalidValue,
-    /// A source label went past the layer's cap and was recorded as `other`.
-    #[error("source label cap reached")]
-    SourceLabelOverflow,
-}
-
-impl RecordError {
-    const ALL: [RecordError; 7] = [
-        RecordError::InvalidName,
-        RecordError::InvalidLabelName,
-        RecordError::LabelMismatch,
-        RecordError::TypeConflict,
-        RecordError::LabelValueTooLong,
-        RecordError::InvalidValue,
-        RecordError::SourceLabelOverflow,
-    ];
-
-    /// The `reason` label value.
-    pub fn reason(self) -> &'static str {
-        match self {
-            RecordError::InvalidName => "invalid_name",
-            RecordError::InvalidLabelName => "invalid_label_name",
-            RecordError::LabelMismatch => "label_mismatch",
-            RecordError::TypeConflict => "type_conflict",
-            RecordError::LabelValueTooLong => "label_value_too_long",
-            RecordError::InvalidValue => "invalid_value",
-            RecordError::SourceLabelOverflow => "source_label_overflow",
-        }
-    }
-}
+pub use crate::recorder::RecordError;
 
 /// Error building a [`PrometheusMetrics`].
 #[derive(Debug, thiserror::Error)]
@@ -355,8 +303,8 @@ impl Recorder for PrometheusMetrics {
                 recorder::Histogram::prometheus(s.histogram())
             })
     }
-    fn label_overflow(&self) {
-        self.count_error(RecordError::SourceLabelOverflow);
+    fn record_error(&self, error: RecordError) {
+        self.count_error(error);
     }
 }
 

@@ -14,9 +14,9 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::classify::{ErrorType, FetchResult, Outcome};
+use crate::classify::{ErrorType, FetchResult, Outcome, VastErrorCode};
 use crate::names::{family, MetricDef};
-use crate::recorder::{Counter, Gauge, Histogram, Recorder};
+use crate::recorder::{Counter, Gauge, Histogram, RecordError, Recorder};
 use crate::vast::VastVerdict;
 
 /// The families of something that starts and ends with an outcome.
@@ -150,9 +150,33 @@ impl Target for OutcomeSeries {
     }
 }
 
+/// `vast_errors_total{code}` of one source.
+pub(crate) struct VastErrorSeries {
+    codes: [OnceLock<Counter>; VastErrorCode::ALL.len()],
+}
+
+impl VastErrorSeries {
+    fn new() -> Self {
+        VastErrorSeries {
+            codes: Default::default(),
+        }
+    }
+
+    pub(crate) fn record(&self, recorder: &dyn Recorder, source: &str, code: VastErrorCode) {
+        let index = VastErrorCode::ALL
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(0);
+        self.codes[index]
+            .get_or_init(|| recorder.register_counter(&family::VAST_ERRORS, &[source, code.as_str()]))
+            .increment(1);
+    }
+}
+
 /// The client and parser families of one source.
 pub(crate) struct ClientSeries {
     request: OutcomeSeries,
+    errors: VastErrorSeries,
     parsed: OnceLock<Counter>,
     /// `invalid_xml`, `empty_body`.
     parse_failed: [OnceLock<Counter>; 2],
@@ -163,10 +187,16 @@ impl ClientSeries {
     pub(crate) fn new(recorder: Arc<dyn Recorder>, label: &str) -> Self {
         ClientSeries {
             request: OutcomeSeries::new(recorder, &CLIENT, label),
+            errors: VastErrorSeries::new(),
             parsed: OnceLock::new(),
             parse_failed: Default::default(),
             parse_duration: OnceLock::new(),
         }
+    }
+
+    /// Something about this source's request was not recorded as asked.
+    pub(crate) fn record_error(&self, error: RecordError) {
+        self.request.recorder.record_error(error);
     }
 
     fn inspected(&self, verdict: VastVerdict, took: Duration) {
@@ -184,6 +214,9 @@ impl ClientSeries {
                 .get_or_init(|| r.register_counter(&family::PARSER_XML_PARSED, &[label])),
         }
         .increment(1);
+        if let Some(code) = verdict.iab_code().and_then(VastErrorCode::from_code) {
+            self.errors.record(&**r, label, code);
+        }
         self.parse_duration
             .get_or_init(|| r.register_histogram(&family::PARSER_PARSE_DURATION, &[label]))
             .record(took.as_secs_f64());

@@ -48,8 +48,12 @@ pub trait Recorder: Send + Sync + 'static {
     fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> Gauge;
     /// The histogram of one series; durations are observed in seconds.
     fn register_histogram(&self, family: &'static MetricDef, labels: &[&str]) -> Histogram;
-    /// A label was past a cap and recorded as `other`. Defaults to nothing.
-    fn label_overflow(&self) {}
+    /// Something was not recorded or inspected as asked (a label past a
+    /// cap, recorded as `other`; a body encoding not inspected). Defaults
+    /// to nothing.
+    fn record_error(&self, error: RecordError) {
+        let _ = error;
+    }
     /// `false` when nothing is recorded: layers then skip source lookup and
     /// clock reads too. Defaults to `true`.
     fn is_enabled(&self) -> bool {
@@ -67,8 +71,8 @@ impl<R: Recorder + ?Sized> Recorder for Arc<R> {
     fn register_histogram(&self, family: &'static MetricDef, labels: &[&str]) -> Histogram {
         (**self).register_histogram(family, labels)
     }
-    fn label_overflow(&self) {
-        (**self).label_overflow()
+    fn record_error(&self, error: RecordError) {
+        (**self).record_error(error)
     }
     fn is_enabled(&self) -> bool {
         (**self).is_enabled()
@@ -345,13 +349,76 @@ impl<C: MetricsCollector + Clone + 'static> Recorder for ByName<C> {
     fn register_histogram(&self, family: &'static MetricDef, labels: &[&str]) -> Histogram {
         Histogram::from_fn(self.series(family, labels))
     }
-    fn label_overflow(&self) {
+    /// Counted as `vast.metrics.errors{reason}`.
+    fn record_error(&self, error: RecordError) {
         let call = AssertUnwindSafe(|| {
             self.collector
-                .increment("vast.metrics.source_label_overflow", 1, &[])
+                .increment("vast.metrics.errors", 1, &[("reason", error.reason())])
         });
         if catch_unwind(call).is_err() {
             self.panics.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the crate could not record or inspect, instead of failing the
+/// caller: the `reason` label of `vast_metrics_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The metric name does not make a valid Prometheus name (ASCII letters,
+    /// digits, `_` and `:`, not starting with a digit, at most
+    /// [`MAX_NAME_LEN`] bytes).
+    #[error("invalid metric name")]
+    InvalidName,
+    /// A label key is not a valid Prometheus label name, or is reserved.
+    #[error("invalid or reserved label name")]
+    InvalidLabelName,
+    /// The label keys differ from the ones the family was created with.
+    #[error("label keys differ from the family's")]
+    LabelMismatch,
+    /// The name is already used by a metric of another type.
+    #[error("metric name already used with another type")]
+    TypeConflict,
+    /// A label value is longer than [`MAX_LABEL_VALUE_LEN`].
+    #[error("label value too long")]
+    LabelValueTooLong,
+    /// The value is NaN or infinite.
+    #[error("value is not finite")]
+    InvalidValue,
+    /// A source label went past the layer's cap and was recorded as `other`.
+    #[error("source label cap reached")]
+    SourceLabelOverflow,
+    /// A body's `Content-Encoding` is one the inspection cannot decode: it
+    /// was not inspected, and its verdict is the HTTP one.
+    #[error("body encoding not inspected")]
+    UnsupportedEncoding,
+}
+
+impl RecordError {
+    /// Every value, in label order.
+    pub const ALL: [RecordError; 8] = [
+        RecordError::InvalidName,
+        RecordError::InvalidLabelName,
+        RecordError::LabelMismatch,
+        RecordError::TypeConflict,
+        RecordError::LabelValueTooLong,
+        RecordError::InvalidValue,
+        RecordError::SourceLabelOverflow,
+        RecordError::UnsupportedEncoding,
+    ];
+
+    /// The `reason` label value.
+    pub fn reason(self) -> &'static str {
+        match self {
+            RecordError::InvalidName => "invalid_name",
+            RecordError::InvalidLabelName => "invalid_label_name",
+            RecordError::LabelMismatch => "label_mismatch",
+            RecordError::TypeConflict => "type_conflict",
+            RecordError::LabelValueTooLong => "label_value_too_long",
+            RecordError::InvalidValue => "invalid_value",
+            RecordError::SourceLabelOverflow => "source_label_overflow",
+            RecordError::UnsupportedEncoding => "unsupported_encoding",
         }
     }
 }

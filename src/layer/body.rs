@@ -10,7 +10,8 @@ use pin_project_lite::pin_project;
 use super::in_flight::InFlight;
 use crate::classify::{ErrorType, Outcome};
 use crate::record::ClientSeries;
-use crate::vast::{inspect_chunks, VastVerdict};
+use crate::recorder::RecordError;
+use crate::vast::{inspect, inspect_chunks, VastVerdict};
 
 /// Where the layer leaves its verdict on a body, and how long it took, for
 /// a fetcher above it (a [`MultiSource`](crate::MultiSource) attempt), so
@@ -28,6 +29,18 @@ pin_project! {
         in_flight: Option<InFlight<ClientSeries>>,
         inspector: Option<Inspector>,
         slot: Option<VerdictSlot>,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Dropped before its end: `cancelled` (by the guard), unless what
+            // was read is already a complete VAST document: then the caller
+            // had it all, and its verdict counts.
+            if this.in_flight.is_some() && this.inspector.is_some() {
+                finish_if_complete(this.in_flight, this.inspector, this.slot);
+            }
+        }
     }
 }
 
@@ -48,13 +61,13 @@ where
     pub(crate) fn tracked(
         inner: B,
         in_flight: InFlight<ClientSeries>,
-        inspect_limit: Option<usize>,
+        inspect: Option<(usize, Encoding)>,
         slot: Option<VerdictSlot>,
     ) -> Self {
         let mut body = ResponseBody {
             inner,
             in_flight: Some(in_flight),
-            inspector: inspect_limit.map(Inspector::new),
+            inspector: inspect.map(|(limit, encoding)| Inspector::new(limit, encoding)),
             slot,
         };
         // A body that is over before it starts may never be polled.
@@ -131,14 +144,72 @@ fn finish(
     // reading starts the parse timer.
     let now = Instant::now();
     let elapsed = in_flight.elapsed_at(now);
-    match inspector.take().and_then(|i| i.inspect(now)) {
+    let inspection = match inspector.take() {
+        Some(inspector) if inspector.encoding == Encoding::Unsupported => {
+            if let Some(target) = in_flight.target() {
+                target.record_error(RecordError::UnsupportedEncoding);
+            }
+            None
+        }
+        Some(inspector) => inspector.inspect(now),
+        None => None,
+    };
+    match inspection {
         Some((verdict, took)) => {
             if let Some(slot) = slot {
                 let _ = slot.0.set((verdict, took));
             }
             in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
         }
+        // Not inspected, or past the cap: the HTTP verdict.
         None => in_flight.finish_after(Outcome::Ad, elapsed, None),
+    }
+}
+
+/// On a drop before the end: ends the request by its verdict when the bytes
+/// read make a complete VAST document; otherwise leaves it to the guard.
+fn finish_if_complete(
+    in_flight: &mut Option<InFlight<ClientSeries>>,
+    inspector: &mut Option<Inspector>,
+    slot: &Option<VerdictSlot>,
+) {
+    let complete = inspector
+        .as_ref()
+        .is_some_and(|i| i.encoding != Encoding::Unsupported && i.peek().is_some_and(VastVerdict::is_vast));
+    if complete {
+        finish(in_flight, inspector, slot);
+    }
+}
+
+/// A body's `Content-Encoding`, as far as the inspection is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    /// Another coding (`br`, `zstd`, several): not inspected.
+    Unsupported,
+}
+
+impl Encoding {
+    pub(crate) fn of(headers: &http::HeaderMap) -> Self {
+        let mut values = headers.get_all(http::header::CONTENT_ENCODING).iter();
+        let Some(value) = values.next() else {
+            return Encoding::Identity;
+        };
+        if values.next().is_some() {
+            return Encoding::Unsupported;
+        }
+        let value = value.to_str().unwrap_or("").trim();
+        if value.eq_ignore_ascii_case("gzip") || value.eq_ignore_ascii_case("x-gzip") {
+            Encoding::Gzip
+        } else if value.eq_ignore_ascii_case("deflate") {
+            Encoding::Deflate
+        } else if value.is_empty() || value.eq_ignore_ascii_case("identity") {
+            Encoding::Identity
+        } else {
+            Encoding::Unsupported
+        }
     }
 }
 
@@ -149,20 +220,22 @@ pub(crate) struct Inspector {
     len: usize,
     limit: usize,
     over_limit: bool,
+    encoding: Encoding,
 }
 
 impl Inspector {
-    fn new(limit: usize) -> Self {
+    fn new(limit: usize, encoding: Encoding) -> Self {
         Inspector {
             chunks: Vec::new(),
             len: 0,
             limit,
             over_limit: false,
+            encoding,
         }
     }
 
     fn push<D: Buf + Clone>(&mut self, data: &D) {
-        if self.over_limit {
+        if self.over_limit || self.encoding == Encoding::Unsupported {
             return;
         }
         self.len += data.remaining();
@@ -176,14 +249,70 @@ impl Inspector {
         }
     }
 
-    /// The verdict and how long it took; `None` past the cap.
-    fn inspect(self, start: Instant) -> Option<(VastVerdict, std::time::Duration)> {
+    /// The verdict on what was retained; `None` past the cap.
+    fn peek(&self) -> Option<VastVerdict> {
         if self.over_limit {
             return None;
         }
-        let verdict = inspect_chunks(&self.chunks);
+        match self.encoding {
+            Encoding::Identity => Some(inspect_chunks(&self.chunks)),
+            Encoding::Gzip | Encoding::Deflate => {
+                match decode(&self.chunks, self.encoding, self.limit) {
+                    Ok(Some(decoded)) => Some(inspect(&decoded)),
+                    // Decoded past the cap: the HTTP verdict.
+                    Ok(None) => None,
+                    // What a player could not decode, it could not parse.
+                    Err(_) => Some(VastVerdict::InvalidXml),
+                }
+            }
+            Encoding::Unsupported => None,
+        }
+    }
+
+    /// The verdict and how long it took; `None` past the cap.
+    fn inspect(self, start: Instant) -> Option<(VastVerdict, std::time::Duration)> {
+        let verdict = self.peek()?;
         Some((verdict, start.elapsed()))
     }
+}
+
+/// The verdict on a whole body with its `Content-Encoding`; `None` when it
+/// is not inspected (an unsupported encoding, past `limit`).
+pub(crate) fn inspect_whole(body: &Bytes, encoding: Encoding, limit: usize) -> Option<VastVerdict> {
+    let mut inspector = Inspector::new(limit, encoding);
+    inspector.push(body);
+    inspector.peek()
+}
+
+/// Decodes a gzip or deflate body, at most `limit` decoded bytes: `None`
+/// when it decodes to more (a 10 KB gzip bomb costs the cap, not 1 GB).
+fn decode(chunks: &[Bytes], encoding: Encoding, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let joined;
+    let encoded: &[u8] = match chunks {
+        [one] => one,
+        _ => {
+            joined = chunks.concat();
+            &joined
+        }
+    };
+    let reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(encoded)),
+        // HTTP's deflate is zlib-wrapped; some servers send it raw.
+        Encoding::Deflate if is_zlib(encoded) => Box::new(flate2::read::ZlibDecoder::new(encoded)),
+        Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(encoded)),
+        Encoding::Identity | Encoding::Unsupported => Box::new(encoded),
+    };
+    let mut decoded = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut decoded)?;
+    Ok((decoded.len() <= limit).then_some(decoded))
+}
+
+/// A zlib header: deflate method, and a check value divisible by 31.
+fn is_zlib(bytes: &[u8]) -> bool {
+    matches!(bytes, [cmf, flg, ..] if cmf & 0x0F == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0)
 }
 
 impl<B: std::fmt::Debug> std::fmt::Debug for ResponseBody<B> {

@@ -6,7 +6,7 @@ use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use super::body::{ResponseBody, VerdictSlot};
+use super::body::{Encoding, ResponseBody, VerdictSlot};
 use super::in_flight::InFlight;
 use super::service::State;
 use crate::classify::{error_type_of, Classifier, ErrorType, Outcome};
@@ -100,11 +100,12 @@ where
         return response.map(ResponseBody::untracked);
     };
     in_flight.headers();
-    if let Some(error) = ErrorType::from_status(response.status()) {
-        in_flight.finish(Outcome::Failure(error));
+    if let Some(outcome) = ErrorType::status_outcome(response.status()) {
+        in_flight.finish(outcome);
         return response.map(ResponseBody::untracked);
     }
-    response.map(|body| ResponseBody::tracked(body, in_flight, inspect_limit, slot))
+    let inspect = inspect_limit.map(|limit| (limit, Encoding::of(response.headers())));
+    response.map(|body| ResponseBody::tracked(body, in_flight, inspect, slot))
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {

@@ -33,6 +33,11 @@ impl<T: Target> InFlight<T> {
         }
     }
 
+    /// What the request records into, until it ends.
+    pub(crate) fn target(&self) -> Option<&T> {
+        self.target.as_deref()
+    }
+
     /// The response headers arrived.
     #[inline]
     pub(crate) fn headers(&mut self) {

@@ -12,7 +12,7 @@ use super::in_flight::InFlight;
 use super::layer::{Config, Latency};
 use crate::classify::{Classifier, Deadline};
 use crate::record::ClientSeries;
-use crate::recorder::Recorder;
+use crate::recorder::{RecordError, Recorder};
 use crate::source::{SourceLabel, SourceResolver, UrlHash};
 
 /// What every service of one layer shares: the recorder, the per-source
@@ -47,7 +47,7 @@ impl State {
             extensions.and_then(|e| e.get::<SourceLabel>()),
             url,
             |label| ClientSeries::new(self.recorder.clone(), label),
-            || self.recorder.label_overflow(),
+            || self.recorder.record_error(RecordError::SourceLabelOverflow),
         );
         let deadline = extensions.and_then(|e| e.get::<Deadline>()).copied();
         InFlight::begin(source, self.latency, deadline)

@@ -6,24 +6,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::CONTENT_ENCODING;
+use http::{HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tower_service::Service;
 
 use super::record::MultiSourceRecorder;
 use crate::classify::{classify_error, ErrorType, Outcome};
-use crate::layer::{InFlight, VerdictSlot};
+use crate::layer::{inspect_whole, Encoding, InFlight, VerdictSlot};
 use crate::record::{timed, OutcomeSeries};
-use crate::vast::{inspect, VastVerdict};
+use crate::vast::{VastVerdict, DEFAULT_INSPECT_LIMIT};
 
 /// Keeps or rejects a fetched VAST document.
 pub(crate) type Filter = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
+/// The VAST of a fill, and its `Content-Encoding` (passed on unchanged).
+pub(crate) type Filled = (Bytes, Option<HeaderValue>);
+
 /// How an attempt ended, and the VAST of a fill.
 pub(crate) struct AttemptResult {
     pub(crate) outcome: Outcome,
-    pub(crate) body: Option<Bytes>,
+    pub(crate) body: Option<Filled>,
     pub(crate) elapsed: Duration,
 }
 
@@ -59,7 +63,7 @@ async fn fetch<S, B>(
     mut req: Request<Full<Bytes>>,
     recorder: &MultiSourceRecorder,
     filter: Option<Filter>,
-) -> (Outcome, Option<Bytes>)
+) -> (Outcome, Option<Filled>)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>>,
     S::Error: 'static,
@@ -75,9 +79,11 @@ where
         Ok(response) => response,
         Err(error) => return (Outcome::Failure(classify_error(&error)), None),
     };
-    if let Some(error) = ErrorType::from_status(response.status()) {
-        return (Outcome::Failure(error), None);
+    if let Some(outcome) = ErrorType::status_outcome(response.status()) {
+        return (outcome, None);
     }
+    let encoding = response.headers().get(CONTENT_ENCODING).cloned();
+    let inspect_as = Encoding::of(response.headers());
     let body = match response.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return (Outcome::Failure(ErrorType::Body), None),
@@ -87,7 +93,12 @@ where
             recorder.parse().record(took.as_secs_f64());
             verdict
         }
-        None => timed(recorder.parse(), || inspect(&body)),
+        None => timed(recorder.parse(), || {
+            inspect_whole(&body, inspect_as, DEFAULT_INSPECT_LIMIT).unwrap_or(VastVerdict::Ads {
+                inline: 0,
+                wrapper: 0,
+            })
+        }),
     };
     let mut outcome = verdict.outcome();
     if let (VastVerdict::Ads { .. }, Some(filter)) = (verdict, filter) {
@@ -95,6 +106,6 @@ where
             outcome = Outcome::NoAd;
         }
     }
-    let body = outcome.is_fill().then_some(body);
+    let body = outcome.is_fill().then_some((body, encoding));
     (outcome, body)
 }

@@ -214,10 +214,7 @@ where
                         this.recorder.report(report);
                         report.outcome()
                     }
-                    None => match ErrorType::from_status(response.status()) {
-                        Some(error) => Outcome::Failure(error),
-                        None => Outcome::Ad,
-                    },
+                    None => ErrorType::status_outcome(response.status()).unwrap_or(Outcome::Ad),
                 },
                 Err(error) => Outcome::Failure(classify_error(error)),
             };

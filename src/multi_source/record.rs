@@ -11,7 +11,7 @@ use crate::classify::Deadline;
 use crate::layer::{InFlight, Latency};
 use crate::names::family;
 use crate::record::{FallbackSeries, OutcomeSeries, ATTEMPT, FETCH};
-use crate::recorder::{Gauge, Histogram, Recorder};
+use crate::recorder::{Gauge, Histogram, RecordError, Recorder};
 use crate::source::{SourceConfig, SourceResolver, DEFAULT_MAX_SOURCES};
 
 /// The handles of the multi-source families: per strategy, per source
@@ -64,7 +64,7 @@ impl MultiSourceRecorder {
         let series = self.attempts.by_name(
             source,
             |label| OutcomeSeries::new(self.recorder.clone(), &ATTEMPT, label),
-            || self.recorder.label_overflow(),
+            || self.recorder.record_error(RecordError::SourceLabelOverflow),
         );
         InFlight::begin(series, Latency::ToBodyEnd, deadline)
     }

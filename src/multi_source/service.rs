@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tokio::task::{Id, JoinError, JoinSet};
 use tower_service::Service;
 
-use super::attempt::{self, AttemptResult, Filter};
+use super::attempt::{self, AttemptResult, Filled, Filter};
 use super::record::MultiSourceRecorder;
 use super::report::{Attempt, FetchReport, MultiSourceError};
 use super::{Source, Strategy, VastRequest};
@@ -284,7 +284,7 @@ struct Run<S> {
 }
 
 /// The winning source and its VAST.
-type Win = (Cow<'static, str>, Bytes);
+type Win = (Cow<'static, str>, Filled);
 
 impl<S, B> Run<S>
 where
@@ -310,9 +310,9 @@ where
         let mut report = self.report;
         report.elapsed = start.elapsed();
         let body = match won {
-            Ok(Some((source, body))) => {
+            Ok(Some((source, filled))) => {
                 report.winner = Some(source);
-                Some(body)
+                Some(filled)
             }
             Ok(None) => None,
             Err(_elapsed) => {
@@ -322,12 +322,18 @@ where
         };
         fetch.finish(report.outcome());
         match body {
-            Some(body) => {
+            Some((body, encoding)) => {
                 let mut response = Response::new(body);
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/xml"),
                 );
+                // The body as the source sent it: say how it is encoded.
+                if let Some(encoding) = encoding {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONTENT_ENCODING, encoding);
+                }
                 response.extensions_mut().insert(report);
                 Ok(response)
             }

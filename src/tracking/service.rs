@@ -12,7 +12,7 @@ use super::TrackingEvent;
 use crate::classify::{Classifier, Deadline};
 use crate::layer::{InFlight, Latency};
 use crate::record::EventSeries;
-use crate::recorder::Recorder;
+use crate::recorder::{RecordError, Recorder};
 use crate::source::{SourceConfig, SourceResolver};
 
 /// What every service of one tracking layer shares.
@@ -40,7 +40,7 @@ impl TrackingState {
         let series = self.events.by_name(
             event,
             |event| EventSeries::new(self.recorder.clone(), event),
-            || self.recorder.label_overflow(),
+            || self.recorder.record_error(RecordError::SourceLabelOverflow),
         );
         let deadline = extensions.and_then(|e| e.get::<Deadline>()).copied();
         InFlight::begin(series, Latency::ToHeaders, deadline)

@@ -17,6 +17,12 @@
 //! | `/reset` | half the inline ad, then the connection is cut |
 //! | `/big/{kb}` | an inline ad padded to about `kb` KiB |
 //! | `/pixel` | 204, for tracking requests |
+//! | `/vast1` | 200, a VAST 1.0 inline ad |
+//! | `/gzip`, `/gzip-no-ad` | 200, the inline ad (or no ad), `Content-Encoding: gzip` |
+//! | `/gzip-corrupt` | 200, a gzip body with its second half flipped |
+//! | `/gzip-bomb` | 200, about 1 MB of gzip that decodes to 1 GiB of spaces |
+//! | `/deflate`, `/raw-deflate` | 200, the inline ad, `deflate` (zlib, or raw) |
+//! | `/br` | 200, the inline ad's plain bytes labelled `Content-Encoding: br` |
 //!
 //! # Example
 //!
@@ -172,8 +178,79 @@ async fn answer(req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible>
             )
         }
         ("big", Some(kb)) => xml_owned(big_vast(kb.min(100 * 1024) as usize * 1024)),
+        ("vast1", _) => xml(VAST1_INLINE),
+        ("gzip", _) => encoded(gzip(INLINE_VAST.as_bytes()), "gzip"),
+        ("gzip-no-ad", _) => encoded(gzip(NO_AD_VAST.as_bytes()), "gzip"),
+        ("gzip-corrupt", _) => {
+            let mut bytes = gzip(INLINE_VAST.as_bytes());
+            let middle = bytes.len() / 2;
+            bytes[middle..].iter_mut().for_each(|b| *b = !*b);
+            encoded(bytes, "gzip")
+        }
+        ("gzip-bomb", _) => encoded(gzip_bomb().to_vec(), "gzip"),
+        ("deflate", _) => encoded(zlib(INLINE_VAST.as_bytes()), "deflate"),
+        ("raw-deflate", _) => encoded(raw_deflate(INLINE_VAST.as_bytes()), "deflate"),
+        ("br", _) => encoded(INLINE_VAST.as_bytes().to_vec(), "br"),
         _ => with_status(StatusCode::NOT_FOUND, "no such route"),
     })
+}
+
+/// A VAST 1.0 inline ad (root `<VideoAdServingTemplate>`).
+pub const VAST1_INLINE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<VideoAdServingTemplate xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <Ad id="v1"><InLine><AdSystem>Sample</AdSystem><AdTitle>VAST 1 ad</AdTitle>
+    <Video><Duration>00:00:15</Duration><MediaFiles><MediaFile delivery="progressive" bitrate="400" width="640" height="360" type="video/mp4"><URL><![CDATA[https://cdn.example.com/ad.mp4]]></URL></MediaFile></MediaFiles></Video>
+  </InLine></Ad>
+</VideoAdServingTemplate>"#;
+
+/// `bytes`, gzip-encoded.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    out.write_all(bytes).expect("writes to a Vec");
+    out.finish().expect("writes to a Vec")
+}
+
+/// `bytes`, zlib-encoded (HTTP's `deflate`).
+pub fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    out.write_all(bytes).expect("writes to a Vec");
+    out.finish().expect("writes to a Vec")
+}
+
+/// `bytes`, raw deflate (what some servers send as `deflate`).
+pub fn raw_deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    out.write_all(bytes).expect("writes to a Vec");
+    out.finish().expect("writes to a Vec")
+}
+
+/// Bytes of the gzip bomb once decoded: 1 GiB.
+pub const GZIP_BOMB_DECODED: u64 = 1 << 30;
+
+/// A gzip body of about 1 MB that decodes to [`GZIP_BOMB_DECODED`] bytes:
+/// 128 gzip members of 8 MiB of spaces each (decoders read every member).
+pub fn gzip_bomb() -> &'static [u8] {
+    static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BOMB.get_or_init(|| {
+        let member = gzip(&vec![b' '; 8 << 20]);
+        member.repeat((GZIP_BOMB_DECODED / (8 << 20)) as usize)
+    })
+}
+
+fn encoded(body: Vec<u8>, coding: &'static str) -> Response<BoxBody> {
+    let mut res = Response::new(full(Bytes::from(body)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    res.headers_mut().insert(
+        http::header::CONTENT_ENCODING,
+        http::HeaderValue::from_static(coding),
+    );
+    res
 }
 
 /// An inline ad padded with a comment to about `bytes` bytes.

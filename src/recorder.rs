@@ -294,7 +294,10 @@ impl SourceRecorder for PromSource {
             VastVerdict::Ads { .. } | VastVerdict::NoAd => s
                 .parsed
                 .get_or_init(|| s.metrics.counter(VastMetrics::PARSER_XML_PARSED, &[source])),
-            VastVerdict::InvalidXml | VastVerdict::Empty => {
+            VastVerdict::InvalidXml
+            | VastVerdict::NotVast
+            | VastVerdict::UnsupportedVersion
+            | VastVerdict::Empty => {
                 let error = verdict.outcome_error();
                 s.parse_failed[(error == ErrorType::EmptyBody) as usize].get_or_init(|| {
                     s.metrics.counter(

@@ -128,38 +128,43 @@ pub fn inspect(body: &[u8]) -> VastVerdict {
     if body.is_empty() {
         return VastVerdict::Empty;
     }
-    scan(&[body])
+    scan(body)
 }
 
-/// Inspects a body held in several buffers (the frames of a stream), in
-/// place: the buffers are read, not joined. Gives what [`inspect`] gives
-/// on the joined bytes.
+/// Inspects a body held in several buffers (the frames of a stream).
+/// Gives what [`inspect`] gives on the joined bytes: one frame is read in
+/// place, several are joined into one copy (as long as the body, which the
+/// layer bounds with its inspection cap).
 pub fn inspect_chunks<D: Buf + Clone>(chunks: &[D]) -> VastVerdict {
-    if chunks.iter().all(|c| !c.has_remaining()) {
-        return VastVerdict::Empty;
-    }
-    if chunks.iter().any(|c| c.chunk().len() != c.remaining()) {
-        // A split `Buf` (a `Chain`, say) is rare: join a copy.
-        let mut joined = Vec::with_capacity(chunks.iter().map(Buf::remaining).sum());
-        for c in chunks {
-            let mut c = c.clone();
-            while c.has_remaining() {
-                let n = c.chunk().len();
-                joined.extend_from_slice(c.chunk());
-                c.advance(n);
+    let mut filled = chunks.iter().filter(|c| c.has_remaining());
+    match (filled.next(), filled.next()) {
+        (None, _) => VastVerdict::Empty,
+        (Some(one), None) if one.chunk().len() == one.remaining() => scan(one.chunk()),
+        _ => {
+            let mut joined = Vec::with_capacity(chunks.iter().map(Buf::remaining).sum());
+            for c in chunks {
+                if c.chunk().len() == c.remaining() {
+                    joined.extend_from_slice(c.chunk());
+                } else {
+                    // A split `Buf` (a `Chain`, say) is read from a copy.
+                    let mut c = c.clone();
+                    while c.has_remaining() {
+                        let n = c.chunk().len();
+                        joined.extend_from_slice(c.chunk());
+                        c.advance(n);
+                    }
+                }
             }
+            scan(&joined)
         }
-        return inspect(&joined);
     }
-    let slices: Vec<&[u8]> = chunks.iter().map(Buf::chunk).collect();
-    scan(&slices)
 }
 
-fn scan(chunks: &[&[u8]]) -> VastVerdict {
-    if !chars_ok(chunks) {
+fn scan(doc: &[u8]) -> VastVerdict {
+    if !chars_ok(doc) {
         return VastVerdict::InvalidXml;
     }
-    let mut p = Parser::new(chunks);
+    let mut p = Parser::new(doc);
     if p.document().is_err() {
         return VastVerdict::InvalidXml;
     }
@@ -183,66 +188,36 @@ fn supported_version(value: &[u8]) -> bool {
         && parts.all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
 }
 
-/// Whether every chunk, read as one byte stream, is UTF-8 made only of
-/// characters XML 1.0 allows (`Char`). Every character of a well-formed
-/// document is one, so this is checked once, up front.
-fn chars_ok(chunks: &[&[u8]]) -> bool {
-    // A character split across chunks, completed from the next ones.
-    let mut carry = [0u8; 4];
-    let mut carried = 0;
-    for &chunk in chunks {
-        let mut rest = chunk;
-        if carried > 0 {
-            let need = utf8_len(carry[0]);
-            let take = (need - carried).min(rest.len());
-            carry[carried..carried + take].copy_from_slice(&rest[..take]);
-            carried += take;
-            rest = &rest[take..];
-            if carried < need {
-                continue;
-            }
-            match std::str::from_utf8(&carry[..need]) {
-                Ok(s) if s.chars().all(is_xml_char) => carried = 0,
-                _ => return false,
-            }
-        }
-        match std::str::from_utf8(rest) {
-            Ok(_) => {
-                if !ascii_and_specials_ok(rest) {
-                    return false;
-                }
-            }
-            Err(e) if e.error_len().is_none() => {
-                let (valid, tail) = rest.split_at(e.valid_up_to());
-                if !ascii_and_specials_ok(valid) {
-                    return false;
-                }
-                carry[..tail.len()].copy_from_slice(tail);
-                carried = tail.len();
-            }
-            Err(_) => return false,
-        }
-    }
-    carried == 0
+/// Whether `doc` is UTF-8 made only of characters XML 1.0 allows
+/// (`Char`). Every character of a well-formed document is one, so this is
+/// checked once, up front.
+fn chars_ok(doc: &[u8]) -> bool {
+    std::str::from_utf8(doc).is_ok() && ascii_and_specials_ok(doc)
 }
 
 /// No control character but tab, LF and CR, and no U+FFFE or U+FFFF, in
 /// valid UTF-8.
 fn ascii_and_specials_ok(bytes: &[u8]) -> bool {
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b < 0x20 {
-            if !matches!(b, b'\t' | b'\n' | b'\r') {
+    // Controls but tab, LF and CR; 0xEF, which starts U+FFFE and U+FFFF.
+    let suspect = |b: u8| ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0xEF);
+    for (k, block) in bytes.chunks(64).enumerate() {
+        // Branch-free (vectorised) over a block; a suspect one is looked at.
+        if block.iter().fold(0u8, |acc, &b| acc | u8::from(suspect(b))) == 0 {
+            continue;
+        }
+        for (i, &b) in block.iter().enumerate() {
+            if b < 0x20 && suspect(b) {
                 return false;
             }
-        } else if b == 0xEF
-            && bytes.get(i + 1) == Some(&0xBF)
-            && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
-        {
-            return false;
+            if b == 0xEF {
+                let at = k * 64 + i;
+                if bytes.get(at + 1) == Some(&0xBF)
+                    && matches!(bytes.get(at + 2), Some(0xBE | 0xBF))
+                {
+                    return false;
+                }
+            }
         }
-        i += 1;
     }
     true
 }
@@ -269,9 +244,22 @@ fn is_name_start_byte(b: u8) -> bool {
     matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b':' | b'_')
 }
 
+#[inline]
 fn is_name_byte(b: u8) -> bool {
-    matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b':' | b'_' | b'-' | b'.')
+    NAME_BYTES[b as usize]
 }
+
+/// ASCII name bytes, colon included.
+const NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        t[b] =
+            matches!(b as u8, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b':' | b'_' | b'-' | b'.');
+        b += 1;
+    }
+    t
+};
 
 /// XML 1.0 (fifth edition) `NameStartChar`.
 fn is_name_start_char(c: char) -> bool {
@@ -323,85 +311,48 @@ struct Bad;
 
 type Res<T = ()> = Result<T, Bad>;
 
-/// A read position in a list of chunks, read as one byte stream. The
-/// current chunk is empty only at the end.
+/// A read position in the document.
 struct Cursor<'a> {
-    cur: &'a [u8],
-    rest: &'a [&'a [u8]],
+    buf: &'a [u8],
+    pos: usize,
 }
 
-impl<'a> Cursor<'a> {
-    fn new(chunks: &'a [&'a [u8]]) -> Self {
-        let mut c = Cursor {
-            cur: &[],
-            rest: chunks,
-        };
-        c.norm();
-        c
-    }
-
+impl Cursor<'_> {
     #[inline]
-    fn norm(&mut self) {
-        while self.cur.is_empty() {
-            match self.rest.split_first() {
-                Some((first, rest)) => {
-                    self.cur = first;
-                    self.rest = rest;
-                }
-                None => break,
-            }
-        }
+    fn rest(&self) -> &[u8] {
+        &self.buf[self.pos..]
     }
 
     #[inline]
     fn at_end(&self) -> bool {
-        self.cur.is_empty()
+        self.pos >= self.buf.len()
     }
 
     #[inline]
     fn peek(&self) -> Option<u8> {
-        self.cur.first().copied()
+        self.buf.get(self.pos).copied()
     }
 
-    fn peek_at(&self, mut i: usize) -> Option<u8> {
-        if let Some(&b) = self.cur.get(i) {
-            return Some(b);
-        }
-        i -= self.cur.len();
-        for chunk in self.rest {
-            if let Some(&b) = chunk.get(i) {
-                return Some(b);
-            }
-            i -= chunk.len();
-        }
-        None
+    #[inline]
+    fn peek_at(&self, i: usize) -> Option<u8> {
+        self.buf.get(self.pos + i).copied()
     }
 
     #[inline]
     fn starts_with(&self, lit: &[u8]) -> bool {
-        if self.cur.len() >= lit.len() {
-            self.cur.starts_with(lit)
-        } else {
-            lit.iter()
-                .enumerate()
-                .all(|(i, &b)| self.peek_at(i) == Some(b))
-        }
+        self.rest().starts_with(lit)
     }
 
     #[inline]
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 && !self.cur.is_empty() {
-            let k = n.min(self.cur.len());
-            self.cur = &self.cur[k..];
-            n -= k;
-            self.norm();
-        }
+    fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
     }
 
     /// Consumes `lit` or fails.
+    #[inline]
     fn expect(&mut self, lit: &[u8]) -> Res {
         if self.starts_with(lit) {
-            self.advance(lit.len());
+            self.pos += lit.len();
             Ok(())
         } else {
             Err(Bad)
@@ -411,15 +362,14 @@ impl<'a> Cursor<'a> {
     /// Moves to the next byte that `stop` accepts, and returns it.
     #[inline]
     fn skip_until(&mut self, stop: impl Fn(u8) -> bool) -> Option<u8> {
-        loop {
-            if let Some(i) = self.cur.iter().position(|&b| stop(b)) {
-                self.cur = &self.cur[i..];
-                return Some(self.cur[0]);
+        match self.rest().iter().position(|&b| stop(b)) {
+            Some(i) => {
+                self.pos += i;
+                Some(self.buf[self.pos])
             }
-            self.cur = &[];
-            self.norm();
-            if self.at_end() {
-                return None;
+            None => {
+                self.pos = self.buf.len();
+                None
             }
         }
     }
@@ -427,42 +377,43 @@ impl<'a> Cursor<'a> {
     /// Skips white space; whether there was any.
     #[inline]
     fn skip_spaces(&mut self) -> bool {
-        let mut any = false;
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.advance(1);
-            any = true;
-        }
-        any
+        let n = self
+            .rest()
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .unwrap_or(self.buf.len() - self.pos);
+        self.pos += n;
+        n > 0
     }
 
     /// The character here (the input is valid UTF-8) and its length.
     fn peek_char(&self) -> Option<(char, usize)> {
         let lead = self.peek()?;
         let len = utf8_len(lead);
-        let mut buf = [0u8; 4];
-        for (i, slot) in buf.iter_mut().enumerate().take(len) {
-            *slot = self.peek_at(i)?;
-        }
-        let c = std::str::from_utf8(&buf[..len]).ok()?.chars().next()?;
+        let bytes = self.buf.get(self.pos..self.pos + len)?;
+        let c = std::str::from_utf8(bytes).ok()?.chars().next()?;
         Some((c, len))
     }
 }
 
-/// A qualified name copied into an arena: `prefix` is
-/// `arena[start..split]`, `local` is `arena[split..end]` (no colon kept).
+/// A qualified name in the document: `prefix` is `doc[start..colon]`,
+/// `local` is `doc[local..end]` (`colon == local == start` without one).
 #[derive(Clone, Copy)]
 struct QName {
     start: usize,
-    split: usize,
+    colon: usize,
+    local: usize,
     end: usize,
 }
 
 impl QName {
-    fn prefix(self, arena: &[u8]) -> &[u8] {
-        &arena[self.start..self.split]
+    #[inline]
+    fn prefix(self, doc: &[u8]) -> &[u8] {
+        &doc[self.start..self.colon]
     }
-    fn local(self, arena: &[u8]) -> &[u8] {
-        &arena[self.split..self.end]
+    #[inline]
+    fn local(self, doc: &[u8]) -> &[u8] {
+        &doc[self.local..self.end]
     }
 }
 
@@ -481,19 +432,17 @@ enum Root {
 }
 
 /// Well-formedness as roxmltree (the oracle) checks it, without a DTD,
-/// over chunks, counting `<Ad>`s on the way.
+/// counting `<Ad>`s on the way.
 struct Parser<'a> {
     s: Cursor<'a>,
-    /// Names of the open elements.
-    names: Vec<u8>,
     open: Vec<Open>,
-    /// Attribute names and decoded values of the current tag.
-    scratch: Vec<u8>,
+    /// Decoded values of the current tag's special attributes.
+    values: Vec<u8>,
     attrs: Vec<QName>,
     /// Namespace URIs in scope by prefix, innermost last.
-    ns: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    ns: HashMap<&'a [u8], Vec<Vec<u8>>>,
     /// Prefixes declared by the open elements, in order.
-    declared: Vec<Vec<u8>>,
+    declared: Vec<&'a [u8]>,
     root: Root,
     in_ad: bool,
     ads: u32,
@@ -502,13 +451,12 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(chunks: &'a [&'a [u8]]) -> Self {
+    fn new(doc: &'a [u8]) -> Self {
         Parser {
-            s: Cursor::new(chunks),
-            names: Vec::new(),
-            open: Vec::new(),
-            scratch: Vec::new(),
-            attrs: Vec::new(),
+            s: Cursor { buf: doc, pos: 0 },
+            open: Vec::with_capacity(16),
+            values: Vec::new(),
+            attrs: Vec::with_capacity(16),
             ns: HashMap::new(),
             declared: Vec::new(),
             root: Root::Other,
@@ -573,8 +521,7 @@ impl<'a> Parser<'a> {
     }
 
     fn decl_attribute(&mut self) -> Res {
-        self.scratch.clear();
-        qname(&mut self.s, &mut self.scratch)?;
+        qname(&mut self.s)?;
         self.eq()?;
         let quote = self.quote()?;
         match self.s.skip_until(|b| b == quote || b == b'<') {
@@ -674,8 +621,9 @@ impl<'a> Parser<'a> {
     }
 
     /// A reference after `&`: one of the five predefined entities or a
-    /// character reference to a `Char`. Its character goes to `out`.
-    fn reference(&mut self, out: Option<&mut Vec<u8>>) -> Res {
+    /// character reference to a `Char`. With `decode`, its character goes
+    /// to `values`.
+    fn reference(&mut self, decode: bool) -> Res {
         self.s.advance(1);
         let c = if self.s.peek() == Some(b'#') {
             self.s.advance(1);
@@ -717,17 +665,17 @@ impl<'a> Parser<'a> {
             c
         };
         self.s.expect(b";")?;
-        if let Some(out) = out {
-            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        if decode {
+            self.values
+                .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
         }
         Ok(())
     }
 
-    /// An attribute value after its quote, through the closing one.
-    /// With `out`, its normalised value is appended there.
-    fn attr_value(&mut self, quote: u8, mut out: Option<&mut Vec<u8>>) -> Res {
+    /// An attribute value after its quote, through the closing one. With
+    /// `decode`, its normalised value is appended to `values`.
+    fn attr_value(&mut self, quote: u8, decode: bool) -> Res {
         loop {
-            let decode = out.is_some();
             let stop = self
                 .s
                 .skip_until(|b| decode || b == quote || b == b'<' || b == b'&')
@@ -738,14 +686,13 @@ impl<'a> Parser<'a> {
                     return Ok(());
                 }
                 b'<' => return Err(Bad),
-                b'&' => self.reference(out.as_deref_mut())?,
+                b'&' => self.reference(decode)?,
                 b => {
                     self.s.advance(1);
-                    let out = out.as_mut().ok_or(Bad)?;
                     match b {
                         b'\r' if self.s.peek() == Some(b'\n') => {}
-                        b'\t' | b'\n' | b'\r' => out.push(b' '),
-                        _ => out.push(b),
+                        b'\t' | b'\n' | b'\r' => self.values.push(b' '),
+                        _ => self.values.push(b),
                     }
                 }
             }
@@ -755,13 +702,14 @@ impl<'a> Parser<'a> {
     /// A start tag at `<`; whether it opened an element (not `<x/>`).
     fn start_tag(&mut self) -> Res<bool> {
         self.s.advance(1);
+        let doc = self.s.buf;
         let depth = self.open.len();
-        let name = qname(&mut self.s, &mut self.names)?;
-        if name.prefix(&self.names) == b"xmlns" {
+        let name = qname(&mut self.s)?;
+        if name.prefix(doc) == b"xmlns" {
             return Err(Bad);
         }
         let ns_mark = self.declared.len();
-        self.scratch.clear();
+        self.values.clear();
         self.attrs.clear();
         let mut version: Option<(usize, usize)> = None;
         let open = loop {
@@ -779,56 +727,51 @@ impl<'a> Parser<'a> {
                 _ if !spaced => return Err(Bad),
                 _ => {}
             }
-            let attr = qname(&mut self.s, &mut self.scratch)?;
+            let attr = qname(&mut self.s)?;
             self.eq()?;
             let quote = self.quote()?;
-            let prefix = attr.prefix(&self.scratch);
-            let local = attr.local(&self.scratch);
+            let prefix = attr.prefix(doc);
+            let local = attr.local(doc);
             let is_decl = prefix == b"xmlns";
             let is_default = !is_decl && local == b"xmlns";
             let is_version = depth == 0 && prefix.is_empty() && local == b"version";
-            let xml_prefix = local == b"xml";
-            if is_decl || is_default || is_version {
-                let at = self.scratch.len();
-                let mut value = std::mem::take(&mut self.scratch);
-                let read = self.attr_value(quote, Some(&mut value));
-                self.scratch = value;
-                read?;
-                let value = &self.scratch[at..];
-                if is_version {
-                    version = Some((at, self.scratch.len()));
-                    self.attrs.push(attr);
-                } else if value == XMLNS_URI
-                    || (is_default && value == XML_URI)
-                    || (is_decl && xml_prefix != (value == XML_URI))
-                {
-                    return Err(Bad);
-                } else if is_decl && !xml_prefix {
-                    let local = attr.local(&self.scratch).to_vec();
-                    if self.declared[ns_mark..].contains(&local) {
-                        return Err(Bad);
-                    }
-                    let uri = value.to_vec();
-                    self.ns.entry(local.clone()).or_default().push(uri);
-                    self.declared.push(local);
-                }
-            } else {
-                self.attr_value(quote, None)?;
+            if !(is_decl || is_default || is_version) {
+                self.attr_value(quote, false)?;
                 self.attrs.push(attr);
+                continue;
+            }
+            let at = self.values.len();
+            self.attr_value(quote, true)?;
+            let value = &self.values[at..];
+            let xml_prefix = local == b"xml";
+            if is_version {
+                version = Some((at, self.values.len()));
+                self.attrs.push(attr);
+            } else if value == XMLNS_URI
+                || (is_default && value == XML_URI)
+                || (is_decl && xml_prefix != (value == XML_URI))
+            {
+                return Err(Bad);
+            } else if is_decl && !xml_prefix {
+                if self.declared[ns_mark..].contains(&local) {
+                    return Err(Bad);
+                }
+                self.ns.entry(local).or_default().push(value.to_vec());
+                self.declared.push(local);
             }
         };
         self.check_attributes()?;
-        let prefix = name.prefix(&self.names);
+        let prefix = name.prefix(doc);
         if !prefix.is_empty() && self.ns.get(prefix).is_none_or(|s| s.is_empty()) {
             return Err(Bad);
         }
-        let local = name.local(&self.names);
+        let local = name.local(doc);
         match depth {
             0 => {
                 self.root = match local {
                     b"VAST" => Root::Vast {
                         supported: version
-                            .is_none_or(|(a, b)| supported_version(&self.scratch[a..b])),
+                            .is_none_or(|(a, b)| supported_version(&self.values[a..b])),
                     },
                     b"VideoAdServingTemplate" => Root::Vast { supported: true },
                     _ => Root::Other,
@@ -851,7 +794,6 @@ impl<'a> Parser<'a> {
         if open {
             self.open.push(Open { name, ns_mark });
         } else {
-            self.names.truncate(name.start);
             self.undeclare(ns_mark);
         }
         Ok(open)
@@ -860,35 +802,51 @@ impl<'a> Parser<'a> {
     /// Attribute prefixes are bound, and no two attributes share a
     /// namespace and local name.
     fn check_attributes(&self) -> Res {
-        let mut keys = Vec::new();
-        for &attr in &self.attrs {
-            let prefix = attr.prefix(&self.scratch);
-            let uri: Option<&[u8]> = match prefix {
-                b"" => None,
-                b"xml" => Some(XML_URI),
-                _ => Some(
-                    self.ns
-                        .get(prefix)
-                        .and_then(|s| s.last())
-                        .ok_or(Bad)?
-                        .as_slice(),
-                ),
-            };
-            keys.push((uri, attr.local(&self.scratch)));
-        }
-        if keys.len() > 1 {
-            keys.sort_unstable();
-            if keys.windows(2).any(|w| w[0] == w[1]) {
-                return Err(Bad);
+        let attrs = &self.attrs[..];
+        if attrs.len() <= 16 {
+            for (i, &a) in attrs.iter().enumerate() {
+                let key = self.key(a)?;
+                for &b in &attrs[..i] {
+                    // Cheap test first: most names differ in length.
+                    if a.end - a.local == b.end - b.local && self.key(b)? == key {
+                        return Err(Bad);
+                    }
+                }
             }
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(attrs.len());
+        for &attr in attrs {
+            keys.push(self.key(attr)?);
+        }
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Bad);
         }
         Ok(())
+    }
+
+    /// An attribute's namespace URI (none without a prefix) and local name.
+    fn key(&self, attr: QName) -> Res<(Option<&[u8]>, &[u8])> {
+        let prefix = attr.prefix(self.s.buf);
+        let uri: Option<&[u8]> = match prefix {
+            b"" => None,
+            b"xml" => Some(XML_URI),
+            _ => Some(
+                self.ns
+                    .get(prefix)
+                    .and_then(|s| s.last())
+                    .ok_or(Bad)?
+                    .as_slice(),
+            ),
+        };
+        Ok((uri, attr.local(self.s.buf)))
     }
 
     /// Ends the scope of the namespaces declared since `mark`.
     fn undeclare(&mut self, mark: usize) {
         for prefix in self.declared.drain(mark..) {
-            if let Some(uris) = self.ns.get_mut(&prefix) {
+            if let Some(uris) = self.ns.get_mut(prefix) {
                 uris.pop();
             }
         }
@@ -897,17 +855,14 @@ impl<'a> Parser<'a> {
     /// An end tag at `</`, matching the innermost open element.
     fn end_tag(&mut self) -> Res {
         self.s.advance(2);
-        self.scratch.clear();
-        let name = qname(&mut self.s, &mut self.scratch)?;
+        let name = qname(&mut self.s)?;
         self.s.skip_spaces();
         self.s.expect(b">")?;
         let open = self.open.pop().ok_or(Bad)?;
-        if open.name.prefix(&self.names) != name.prefix(&self.scratch)
-            || open.name.local(&self.names) != name.local(&self.scratch)
-        {
+        let doc = self.s.buf;
+        if open.name.prefix(doc) != name.prefix(doc) || open.name.local(doc) != name.local(doc) {
             return Err(Bad);
         }
-        self.names.truncate(open.name.start);
         self.undeclare(open.ns_mark);
         if self.open.len() == 1 {
             self.in_ad = false;
@@ -946,7 +901,7 @@ impl<'a> Parser<'a> {
         loop {
             match self.s.skip_until(|b| matches!(b, b'<' | b'&' | b']')) {
                 None | Some(b'<') => return Ok(()),
-                Some(b'&') => self.reference(None)?,
+                Some(b'&') => self.reference(false)?,
                 Some(_) if self.s.starts_with(b"]]>") => return Err(Bad),
                 Some(_) => self.s.advance(1),
             }
@@ -955,40 +910,52 @@ impl<'a> Parser<'a> {
 }
 
 /// A `QName` (the oracle's reading: at most one colon, both parts start
-/// with a `NameStartChar`), copied into `out`.
-fn qname(s: &mut Cursor<'_>, out: &mut Vec<u8>) -> Res<QName> {
-    let start = out.len();
-    let mut split = None;
+/// with a `NameStartChar`).
+fn qname(s: &mut Cursor<'_>) -> Res<QName> {
+    let start = s.pos;
+    let mut colon = None;
     while let Some(b) = s.peek() {
+        // A run of ASCII name bytes at once.
+        let n = s
+            .rest()
+            .iter()
+            .position(|&b| b == b':' || !is_name_byte(b))
+            .unwrap_or(s.buf.len() - s.pos);
+        if n > 0 {
+            s.pos += n;
+            continue;
+        }
         if b == b':' {
-            if split.is_some() {
+            if colon.is_some() {
                 return Err(Bad);
             }
-            split = Some(out.len());
-            s.advance(1);
+            colon = Some(s.pos);
+            s.pos += 1;
         } else if b < 0x80 {
-            if !is_name_byte(b) {
-                break;
-            }
-            out.push(b);
-            s.advance(1);
+            break;
         } else {
             match s.peek_char() {
-                Some((c, n)) if is_name_char(c) => {
-                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                    s.advance(n);
-                }
+                Some((c, n)) if is_name_char(c) => s.pos += n,
                 _ => break,
             }
         }
     }
-    let name = QName {
-        start,
-        split: split.unwrap_or(start),
-        end: out.len(),
+    let name = match colon {
+        Some(colon) => QName {
+            start,
+            colon,
+            local: colon + 1,
+            end: s.pos,
+        },
+        None => QName {
+            start,
+            colon: start,
+            local: start,
+            end: s.pos,
+        },
     };
-    let prefix = name.prefix(out);
-    if (!prefix.is_empty() && !starts_name(prefix)) || !starts_name(name.local(out)) {
+    let prefix = name.prefix(s.buf);
+    if (!prefix.is_empty() && !starts_name(prefix)) || !starts_name(name.local(s.buf)) {
         return Err(Bad);
     }
     Ok(name)

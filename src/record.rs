@@ -168,7 +168,9 @@ impl VastErrorSeries {
             .position(|c| *c == code)
             .unwrap_or(0);
         self.codes[index]
-            .get_or_init(|| recorder.register_counter(&family::VAST_ERRORS, &[source, code.as_str()]))
+            .get_or_init(|| {
+                recorder.register_counter(&family::VAST_ERRORS, &[source, code.as_str()])
+            })
             .increment(1);
     }
 }

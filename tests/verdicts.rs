@@ -55,7 +55,11 @@ async fn encoded_bodies_are_inspected_decoded_and_delivered_unchanged() {
     let layer = |name: &'static str| VastMetricsLayer::new(metrics.clone()).source_name(name);
 
     let gzip = one(layer("gzip"), &server.url("/gzip")).await;
-    assert_eq!(gzip, ad_server::gzip(INLINE_VAST.as_bytes()), "bytes as sent");
+    assert_eq!(
+        gzip,
+        ad_server::gzip(INLINE_VAST.as_bytes()),
+        "bytes as sent"
+    );
     assert_eq!(success(&metrics, "gzip", "success"), 1.0);
 
     let zlib = one(layer("deflate"), &server.url("/deflate")).await;
@@ -84,7 +88,11 @@ async fn encoded_bodies_are_inspected_decoded_and_delivered_unchanged() {
         1.0
     );
     assert_eq!(
-        value(&metrics, "vast_parser_xml_parsed_total", &[("source_url", "br")]),
+        value(
+            &metrics,
+            "vast_parser_xml_parsed_total",
+            &[("source_url", "br")]
+        ),
         0.0,
         "not inspected"
     );
@@ -103,8 +111,15 @@ async fn a_gzip_bomb_costs_at_most_the_cap() {
     assert_eq!(body, ad_server::gzip_bomb(), "bytes as sent");
     assert_eq!(success(&metrics, "bomb", "success"), 1.0);
     assert_eq!(
-        value(&metrics, "vast_parser_xml_parsed_total", &[("source_url", "bomb")])
-            + value(&metrics, "vast_parser_xml_failed_total", &[("source_url", "bomb")]),
+        value(
+            &metrics,
+            "vast_parser_xml_parsed_total",
+            &[("source_url", "bomb")]
+        ) + value(
+            &metrics,
+            "vast_parser_xml_failed_total",
+            &[("source_url", "bomb")]
+        ),
         0.0,
         "past the cap: no verdict of the parser"
     );
@@ -204,7 +219,10 @@ async fn a_body_dropped_after_its_complete_document_counts_by_its_verdict() {
         read.extend_from_slice(frame.data_ref().unwrap());
     }
     assert_eq!(read, INLINE_VAST.as_bytes());
-    assert!(!body.is_end_stream(), "the end of the stream is not read yet");
+    assert!(
+        !body.is_end_stream(),
+        "the end of the stream is not read yet"
+    );
     drop(body);
     assert_eq!(success(&metrics, "c", "success"), 1.0);
     assert_eq!(failure(&metrics, "c", "cancelled"), 0.0);
@@ -222,7 +240,11 @@ async fn a_body_dropped_after_its_complete_document_counts_by_its_verdict() {
     drop(body);
     assert_eq!(failure(&metrics, "c", "cancelled"), 1.0);
     assert_eq!(
-        value(&metrics, "vast_client_active_requests", &[("source_url", "c")]),
+        value(
+            &metrics,
+            "vast_client_active_requests",
+            &[("source_url", "c")]
+        ),
         0.0
     );
 }

@@ -173,9 +173,9 @@ fn finish_if_complete(
     inspector: &mut Option<Inspector>,
     slot: &Option<VerdictSlot>,
 ) {
-    let complete = inspector
-        .as_ref()
-        .is_some_and(|i| i.encoding != Encoding::Unsupported && i.peek().is_some_and(VastVerdict::is_vast));
+    let complete = inspector.as_ref().is_some_and(|i| {
+        i.encoding != Encoding::Unsupported && i.peek().is_some_and(VastVerdict::is_vast)
+    });
     if complete {
         finish(in_flight, inspector, slot);
     }
@@ -304,9 +304,7 @@ fn decode(chunks: &[Bytes], encoding: Encoding, limit: usize) -> std::io::Result
         Encoding::Identity | Encoding::Unsupported => Box::new(encoded),
     };
     let mut decoded = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut decoded)?;
+    reader.take(limit as u64 + 1).read_to_end(&mut decoded)?;
     Ok((decoded.len() <= limit).then_some(decoded))
 }
 

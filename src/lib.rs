@@ -44,6 +44,7 @@ pub mod server;
 pub mod source;
 pub mod tracking;
 pub mod vast;
+pub mod wrapper;
 
 pub use crate::collector::{MetricsCollector, NoOpMetrics};
 pub use crate::layer::{Latency, ResponseBody, VastMetricsLayer, VastMetricsService};

@@ -37,7 +37,7 @@ pub enum Unit {
 }
 
 /// One family of the metric contract: one row of DESIGN.md's table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct MetricDef {
     /// The seed's dotted name (the generic API's name).
@@ -52,6 +52,9 @@ pub struct MetricDef {
     pub help: &'static str,
     /// The label keys the crate records it with, in order.
     pub labels: &'static [&'static str],
+    /// Bucket bounds of a histogram that is not a duration; empty for the
+    /// backend's default.
+    pub buckets: &'static [f64],
 }
 
 /// Writes the contract once: the `VastMetrics` constants, the `MetricDef`
@@ -60,7 +63,8 @@ macro_rules! contract {
     ($(
         $(#[$doc:meta])*
         $name:ident = $dotted:literal => $exported:literal,
-            $kind:ident, $unit:ident, [$($label:ident),*], $help:literal;
+            $kind:ident, $unit:ident, [$($label:ident),*], $help:literal
+            $(, buckets $buckets:expr)?;
     )*) => {
         impl VastMetrics {
             $( $(#[$doc])* pub const $name: &'static str = $dotted; )*
@@ -83,10 +87,13 @@ macro_rules! contract {
                     unit: Unit::$unit,
                     help: $help,
                     labels: &[$(MetricLabels::$label),*],
+                    buckets: contract!(@buckets $($buckets)?),
                 };
             )*
         }
     };
+    (@buckets) => { &[] };
+    (@buckets $buckets:expr) => { $buckets };
 }
 
 contract! {
@@ -171,6 +178,20 @@ contract! {
     VAST_ERRORS = "vast.errors" => "vast_errors_total",
         Counter, Count, [SOURCE_URL, CODE],
         "VAST answers without an ad for a VAST reason, by IAB VAST error code (100 not well-formed XML, 101 not VAST, 102 version not supported, 301 wrapper timeout, 302 wrapper limit, 303 no ad after wrappers, 900 undefined).";
+    /// Wrapper chains followed, by the originating source and result
+    /// (counter). New in this crate.
+    WRAPPER_CHAINS = "vast.wrapper.chains" => "vast_wrapper_chains_total",
+        Counter, Count, [SOURCE_URL, RESULT],
+        "Wrapper chains followed, by originating source and result (success = resolved to an InLine ad).";
+    /// Wrapper hops followed per chain (histogram). New in this crate.
+    WRAPPER_CHAIN_HOPS = "vast.wrapper.chain.hops" => "vast_wrapper_chain_hops",
+        Histogram, Count, [SOURCE_URL], "Wrapper hops followed per chain, by originating source.",
+        buckets &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0];
+    /// Duration of wrapper chains, in milliseconds (histogram). New in
+    /// this crate.
+    WRAPPER_CHAIN_DURATION = "vast.wrapper.chain.duration" => "vast_wrapper_chain_duration_seconds",
+        Histogram, Seconds, [SOURCE_URL, RESULT],
+        "Duration of wrapper chains from the first request to the last answer, in seconds.";
 }
 
 /// Label-name constants of the VAST Client metrics system.

@@ -409,8 +409,10 @@ impl Store {
                     Some(help) => help.to_owned(),
                     None => format!("Recorded through vast-metrics as {dotted}."),
                 };
+                let own = names::lookup(dotted).map_or(&[][..], |def| def.buckets);
                 let buckets = match shape {
                     Shape::Timing => self.duration_buckets.clone(),
+                    Shape::Histogram if !own.is_empty() => own.to_vec(),
                     _ => prometheus::DEFAULT_BUCKETS.to_vec(),
                 };
                 let family = Arc::new(Family {

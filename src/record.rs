@@ -18,6 +18,7 @@ use crate::classify::{ErrorType, FetchResult, Outcome, VastErrorCode};
 use crate::names::{family, MetricDef};
 use crate::recorder::{Counter, Gauge, Histogram, RecordError, Recorder};
 use crate::vast::VastVerdict;
+use crate::wrapper::ChainResult;
 
 /// The families of something that starts and ends with an outcome.
 pub(crate) struct OutcomeFamilies {
@@ -322,4 +323,48 @@ pub(crate) fn timed<T>(histogram: &Histogram, f: impl FnOnce() -> T) -> T {
     let out = f();
     histogram.record(start.elapsed().as_secs_f64());
     out
+}
+
+/// The wrapper-chain families of one originating source.
+pub(crate) struct ChainSeries {
+    recorder: Arc<dyn Recorder>,
+    label: Box<str>,
+    results: [OnceLock<Counter>; ChainResult::ALL.len()],
+    durations: [OnceLock<Histogram>; ChainResult::ALL.len()],
+    hops: OnceLock<Histogram>,
+    errors: VastErrorSeries,
+}
+
+impl ChainSeries {
+    pub(crate) fn new(recorder: Arc<dyn Recorder>, label: &str) -> Self {
+        ChainSeries {
+            recorder,
+            label: label.into(),
+            results: Default::default(),
+            durations: Default::default(),
+            hops: OnceLock::new(),
+            errors: VastErrorSeries::new(),
+        }
+    }
+
+    /// A chain ended with `result` after `hops` hops.
+    pub(crate) fn finish(&self, result: ChainResult, hops: usize, elapsed: Duration) {
+        let r = &*self.recorder;
+        let label = &*self.label;
+        let index = result as usize;
+        self.results[index]
+            .get_or_init(|| r.register_counter(&family::WRAPPER_CHAINS, &[label, result.as_str()]))
+            .increment(1);
+        self.hops
+            .get_or_init(|| r.register_histogram(&family::WRAPPER_CHAIN_HOPS, &[label]))
+            .record(hops as f64);
+        self.durations[index]
+            .get_or_init(|| {
+                r.register_histogram(&family::WRAPPER_CHAIN_DURATION, &[label, result.as_str()])
+            })
+            .record(elapsed.as_secs_f64());
+        if let Some(code) = result.code() {
+            self.errors.record(r, label, code);
+        }
+    }
 }

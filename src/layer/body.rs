@@ -284,6 +284,24 @@ pub(crate) fn inspect_whole(body: &Bytes, encoding: Encoding, limit: usize) -> O
     inspector.peek()
 }
 
+/// A whole body's bytes decoded for reading (at most `limit` decoded bytes);
+/// `None` when it cannot be (an unsupported encoding, a corrupt or too
+/// large body).
+pub(crate) fn decoded(
+    body: &Bytes,
+    encoding: Encoding,
+    limit: usize,
+) -> Option<std::borrow::Cow<'_, [u8]>> {
+    match encoding {
+        Encoding::Identity => Some(std::borrow::Cow::Borrowed(&body[..])),
+        Encoding::Gzip | Encoding::Deflate => decode(std::slice::from_ref(body), encoding, limit)
+            .ok()
+            .flatten()
+            .map(std::borrow::Cow::Owned),
+        Encoding::Unsupported => None,
+    }
+}
+
 /// Decodes a gzip or deflate body, at most `limit` decoded bytes: `None`
 /// when it decodes to more (a 10 KB gzip bomb costs the cap, not 1 GB).
 fn decode(chunks: &[Bytes], encoding: Encoding, limit: usize) -> std::io::Result<Option<Vec<u8>>> {

@@ -1,22 +1,21 @@
 //! One source attempt: ready, call, read the body to the end, take the
 //! verdict.
 
-use std::future::poll_fn;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::CONTENT_ENCODING;
 use http::{HeaderValue, Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tower_service::Service;
 
 use super::record::MultiSourceRecorder;
-use crate::classify::{classify_error, ErrorType, Outcome};
-use crate::layer::{inspect_whole, Encoding, InFlight, VerdictSlot};
+use crate::classify::{classify_error, Deadline, ErrorType, Outcome};
+use crate::layer::InFlight;
 use crate::record::{timed, OutcomeSeries};
-use crate::vast::{VastVerdict, DEFAULT_INSPECT_LIMIT};
+use crate::source::SourceLabel;
+use crate::wrapper::{fetch_vast, follow, ChainGuard, ChainReport, ChainResult};
 
 /// Keeps or rejects a fetched VAST document.
 pub(crate) type Filter = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
@@ -29,83 +28,105 @@ pub(crate) struct AttemptResult {
     pub(crate) outcome: Outcome,
     pub(crate) body: Option<Filled>,
     pub(crate) elapsed: Duration,
+    pub(crate) chain: Option<ChainReport>,
 }
 
-/// Runs one attempt within `timeout`, recording it through `attempt`.
+/// A chain being followed, then its report.
+#[derive(Default)]
+pub(crate) struct ChainState {
+    running: Option<ChainGuard>,
+    report: Option<ChainReport>,
+}
+
+/// What one attempt does, beyond its request.
+pub(crate) struct Plan {
+    pub(crate) timeout: Duration,
+    pub(crate) max_depth: usize,
+    pub(crate) filter: Option<Filter>,
+}
+
+/// Runs one attempt within its time-out (wrapper hops included),
+/// recording it through `attempt`.
 pub(crate) async fn run<S, B>(
     svc: S,
     req: Request<Full<Bytes>>,
-    timeout: Duration,
+    plan: Plan,
     mut attempt: InFlight<OutcomeSeries>,
     recorder: Arc<MultiSourceRecorder>,
-    filter: Option<Filter>,
 ) -> AttemptResult
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>>,
     S::Error: 'static,
     B: Body,
 {
-    let (outcome, body) =
-        match tokio::time::timeout(timeout, fetch(svc, req, &recorder, filter)).await {
-            Ok(done) => done,
-            Err(_elapsed) => (Outcome::Failure(ErrorType::Timeout), None),
-        };
+    let mut chain = ChainState::default();
+    let fetched =
+        tokio::time::timeout(plan.timeout, fetch(svc, req, &plan, &recorder, &mut chain)).await;
+    let (outcome, body) = fetched.unwrap_or((Outcome::Failure(ErrorType::Timeout), None));
+    if let Some(mut guard) = chain.running.take() {
+        // The time-out cut the chain short.
+        chain.report = Some(guard.finish(ChainResult::Timeout));
+    }
     let elapsed = attempt.finish(outcome);
     AttemptResult {
         outcome,
         body,
         elapsed,
+        chain: chain.report,
     }
 }
 
 async fn fetch<S, B>(
     mut svc: S,
-    mut req: Request<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+    plan: &Plan,
     recorder: &MultiSourceRecorder,
-    filter: Option<Filter>,
+    chain: &mut ChainState,
 ) -> (Outcome, Option<Filled>)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>>,
     S::Error: 'static,
     B: Body,
 {
-    // A `VastMetricsLayer` below leaves its verdict here: one parse a body.
-    let slot = VerdictSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    if let Err(error) = poll_fn(|cx| svc.poll_ready(cx)).await {
-        return (Outcome::Failure(classify_error(&error)), None);
-    }
-    let response = match svc.call(req).await {
-        Ok(response) => response,
+    let origin = req.uri().clone();
+    let source = req.extensions().get::<SourceLabel>().cloned();
+    let deadline = req.extensions().get::<Deadline>().copied();
+    let start = Instant::now();
+    let first = match fetch_vast(&mut svc, req, Some(recorder.parse())).await {
+        Ok(first) => first,
         Err(error) => return (Outcome::Failure(classify_error(&error)), None),
     };
-    if let Some(outcome) = ErrorType::status_outcome(response.status()) {
-        return (outcome, None);
-    }
-    let encoding = response.headers().get(CONTENT_ENCODING).cloned();
-    let inspect_as = Encoding::of(response.headers());
-    let body = match response.into_body().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return (Outcome::Failure(ErrorType::Body), None),
-    };
-    let verdict = match slot.0.get() {
-        Some(&(verdict, took)) => {
-            recorder.parse().record(took.as_secs_f64());
-            verdict
+    let (outcome, last) = match first.next_wrapper() {
+        None => (first.outcome, first),
+        Some(target) => {
+            let series = source.map(|s| recorder.wrappers().by_name(s.as_str()));
+            let guard = chain
+                .running
+                .insert(ChainGuard::new(series, start, deadline));
+            let (result, last) = follow(&mut svc, &origin, target, plan.max_depth, guard).await;
+            let hop_error = guard.hops.last().map(|hop| hop.outcome);
+            if let Some(mut guard) = chain.running.take() {
+                chain.report = Some(guard.finish(result));
+            }
+            let outcome = match result {
+                ChainResult::Success => Outcome::Ad,
+                ChainResult::NoAd | ChainResult::DepthExceeded | ChainResult::Loop => Outcome::NoAd,
+                ChainResult::InvalidXml => Outcome::Failure(ErrorType::InvalidXml),
+                ChainResult::Timeout => Outcome::Failure(ErrorType::Timeout),
+                _ => match hop_error {
+                    Some(Outcome::Failure(error)) => Outcome::Failure(error),
+                    _ => Outcome::Failure(ErrorType::Other),
+                },
+            };
+            (outcome, last.unwrap_or(first))
         }
-        None => timed(recorder.parse(), || {
-            inspect_whole(&body, inspect_as, DEFAULT_INSPECT_LIMIT).unwrap_or(VastVerdict::Ads {
-                inline: 0,
-                wrapper: 0,
-            })
-        }),
     };
-    let mut outcome = verdict.outcome();
-    if let (VastVerdict::Ads { .. }, Some(filter)) = (verdict, filter) {
-        if !timed(recorder.filter(), || filter(&body)) {
+    let mut outcome = outcome;
+    if let (Outcome::Ad, Some(filter)) = (outcome, &plan.filter) {
+        if !timed(recorder.filter(), || filter(&last.body)) {
             outcome = Outcome::NoAd;
         }
     }
-    let body = outcome.is_fill().then_some((body, encoding));
+    let body = outcome.is_fill().then_some((last.body, last.encoding));
     (outcome, body)
 }

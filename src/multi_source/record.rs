@@ -13,6 +13,7 @@ use crate::names::family;
 use crate::record::{FallbackSeries, OutcomeSeries, ATTEMPT, FETCH};
 use crate::recorder::{Gauge, Histogram, RecordError, Recorder};
 use crate::source::{SourceConfig, SourceResolver, DEFAULT_MAX_SOURCES};
+use crate::wrapper::WrapperRecorder;
 
 /// The handles of the multi-source families: per strategy, per source
 /// (capped, as the client layer's), per fallback depth.
@@ -24,6 +25,7 @@ pub(crate) struct MultiSourceRecorder {
     fallback: FallbackSeries,
     parse: OnceLock<Histogram>,
     filter: OnceLock<Histogram>,
+    wrappers: WrapperRecorder,
 }
 
 impl MultiSourceRecorder {
@@ -35,6 +37,10 @@ impl MultiSourceRecorder {
             fallback: FallbackSeries::new(recorder.clone()),
             parse: OnceLock::new(),
             filter: OnceLock::new(),
+            wrappers: WrapperRecorder::new(
+                recorder.clone(),
+                SourceConfig::new(DEFAULT_MAX_SOURCES),
+            ),
             recorder,
         }
     }
@@ -82,6 +88,11 @@ impl MultiSourceRecorder {
                     .register_gauge(&family::MULTI_SOURCE_SOURCES_COUNT, &[strategy.as_str()])
             })
             .add(delta);
+    }
+
+    /// The wrapper-chain families, per source.
+    pub(crate) fn wrappers(&self) -> &WrapperRecorder {
+        &self.wrappers
     }
 
     /// `vast_multi_source_parse_duration_seconds`.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::Strategy;
 use crate::classify::{ErrorType, Outcome};
+use crate::wrapper::ChainReport;
 
 /// One source attempt of a fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// From its start to its end.
     pub elapsed: Duration,
+    /// The wrapper chain the source's answer started, if it was a wrapper.
+    pub chain: Option<ChainReport>,
 }
 
 impl Attempt {
@@ -35,7 +38,14 @@ impl Attempt {
             tier,
             outcome,
             elapsed,
+            chain: None,
         }
+    }
+
+    /// The same attempt, with the wrapper chain its answer started.
+    pub fn with_chain(mut self, chain: ChainReport) -> Self {
+        self.chain = Some(chain);
+        self
     }
 }
 

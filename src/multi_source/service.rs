@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tokio::task::{Id, JoinError, JoinSet};
 use tower_service::Service;
 
-use super::attempt::{self, AttemptResult, Filled, Filter};
+use super::attempt::{self, AttemptResult, Filled, Filter, Plan};
 use super::record::MultiSourceRecorder;
 use super::report::{Attempt, FetchReport, MultiSourceError};
 use super::{Source, Strategy, VastRequest};
@@ -26,6 +26,7 @@ use crate::layer::InFlight;
 use crate::record::OutcomeSeries;
 use crate::recorder::Recorder;
 use crate::source::SourceLabel;
+use crate::wrapper::DEFAULT_MAX_DEPTH;
 
 const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
@@ -39,6 +40,7 @@ pub struct MultiSourceBuilder<S> {
     source_timeout: Duration,
     deadline: Duration,
     filter: Option<Filter>,
+    max_depth: usize,
 }
 
 impl<S> fmt::Debug for MultiSourceBuilder<S> {
@@ -95,6 +97,13 @@ impl<S> MultiSourceBuilder<S> {
         self
     }
 
+    /// Most wrapper hops followed per attempt (see [`crate::wrapper`]).
+    /// Defaults to [`DEFAULT_MAX_DEPTH`] (5).
+    pub fn max_wrapper_depth(mut self, hops: usize) -> Self {
+        self.max_depth = hops;
+        self
+    }
+
     /// Builds the service and adds its number of sources to
     /// `vast_multi_source_sources{fetch_strategy}` (taken off again when the
     /// last clone is dropped).
@@ -107,6 +116,7 @@ impl<S> MultiSourceBuilder<S> {
             source_timeout: self.source_timeout,
             deadline: self.deadline,
             filter: self.filter,
+            max_depth: self.max_depth,
             source_count,
         };
         config.count_sources(1.0);
@@ -125,6 +135,7 @@ struct Config {
     source_timeout: Duration,
     deadline: Duration,
     filter: Option<Filter>,
+    max_depth: usize,
     source_count: usize,
 }
 
@@ -185,6 +196,7 @@ impl<S> MultiSource<S> {
             source_timeout: DEFAULT_SOURCE_TIMEOUT,
             deadline: DEFAULT_DEADLINE,
             filter: None,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
     }
 
@@ -416,13 +428,17 @@ where
         let attempt_ends = Deadline((Instant::now() + config.source_timeout).min(self.ends_at));
         req.extensions_mut().insert(attempt_ends);
         let attempt = config.recorder.attempt(source.name(), Some(attempt_ends));
+        let plan = Plan {
+            timeout: config.source_timeout,
+            max_depth: config.max_depth,
+            filter: config.filter.clone(),
+        };
         let task = attempt::run(
             self.inner.clone(),
             req,
-            config.source_timeout,
+            plan,
             attempt,
             config.recorder.clone(),
-            config.filter.clone(),
         );
         let handle = self.set.spawn(task);
         self.pending.insert(
@@ -452,8 +468,14 @@ where
         &mut self,
         done: Result<(Id, AttemptResult), JoinError>,
     ) -> Option<(usize, Option<Win>)> {
-        let (id, outcome, elapsed, body) = match done {
-            Ok((id, result)) => (id, result.outcome, Some(result.elapsed), result.body),
+        let (id, outcome, elapsed, body, chain) = match done {
+            Ok((id, result)) => (
+                id,
+                result.outcome,
+                Some(result.elapsed),
+                result.body,
+                result.chain,
+            ),
             Err(error) => {
                 // The attempt's own guard recorded the same: see `InFlight`.
                 let outcome = if error.is_panic() {
@@ -461,16 +483,18 @@ where
                 } else {
                     Deadline::dropped(Some(Deadline(self.ends_at)))
                 };
-                (error.id(), Outcome::Failure(outcome), None, None)
+                (error.id(), Outcome::Failure(outcome), None, None, None)
             }
         };
         let pending = self.pending.remove(&id)?;
-        self.report.attempts.push(Attempt::new(
+        let mut attempt = Attempt::new(
             pending.source.clone(),
             pending.tier,
             outcome,
             elapsed.unwrap_or_else(|| pending.start.elapsed()),
-        ));
+        );
+        attempt.chain = chain;
+        self.report.attempts.push(attempt);
         let win = body.map(|body| (pending.source, body));
         Some((pending.index, win))
     }

@@ -23,6 +23,14 @@
 //! | `/gzip-bomb` | 200, about 1 MB of gzip that decodes to 1 GiB of spaces |
 //! | `/deflate`, `/raw-deflate` | 200, the inline ad, `deflate` (zlib, or raw) |
 //! | `/br` | 200, the inline ad's plain bytes labelled `Content-Encoding: br` |
+//! | `/wrap/{n}` | a wrapper to `/wrap/{n-1}`; `/wrap/0` is the inline ad |
+//! | `/wrap-empty/{n}` | a wrapper to `/wrap-empty/{n-1}`; `/wrap-empty/0` is VAST without an ad |
+//! | `/wrap-slow/{ms}` | a wrapper to `/slow/{ms}` |
+//! | `/wrap-broken`, `/wrap-500` | a wrapper to `/invalid-xml`, to `/status/500` |
+//! | `/loop` | a wrapper to itself |
+//! | `/wrap-nofollow` | a wrapper (`followAdditionalWrappers="false"`) to `/wrap/2` |
+//!
+//! [`AdServer::hits`] counts the requests per path.
 //!
 //! # Example
 //!
@@ -108,24 +116,49 @@ type BoxBody = http_body_util::combinators::BoxBody<Bytes, io::Error>;
 pub struct AdServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    hits: Hits,
 }
+
+/// Requests served, by path.
+type Hits = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
 
 impl AdServer {
     /// Starts a server on an ephemeral loopback port.
     pub async fn start() -> io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        let hits = Hits::default();
+        let counted = hits.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                let hits = counted.clone();
                 tokio::spawn(async move {
+                    let answer = service_fn(move |req: Request<Incoming>| {
+                        *hits
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(req.uri().path().to_owned())
+                            .or_default() += 1;
+                        answer(req, addr)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service_fn(answer))
+                        .serve_connection(TokioIo::new(stream), answer)
                         .await;
                 });
             }
         });
-        Ok(AdServer { addr, task })
+        Ok(AdServer { addr, task, hits })
+    }
+
+    /// How many requests for `path` (without the query) were answered.
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The server's address.
@@ -145,7 +178,8 @@ impl Drop for AdServer {
     }
 }
 
-async fn answer(req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible> {
+async fn answer(req: Request<Incoming>, addr: SocketAddr) -> Result<Response<BoxBody>, Infallible> {
+    let here = |path: &str| format!("http://{addr}{path}");
     let path = req.uri().path().to_owned();
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let route = parts.next().unwrap_or_default();
@@ -179,6 +213,17 @@ async fn answer(req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible>
         }
         ("big", Some(kb)) => xml_owned(big_vast(kb.min(100 * 1024) as usize * 1024)),
         ("vast1", _) => xml(VAST1_INLINE),
+        ("wrap", Some(0)) => xml(INLINE_VAST),
+        ("wrap", Some(n)) => xml_owned(wrapper_to(&here(&format!("/wrap/{}", n - 1)), None)),
+        ("wrap-empty", Some(0)) => xml(NO_AD_VAST),
+        ("wrap-empty", Some(n)) => {
+            xml_owned(wrapper_to(&here(&format!("/wrap-empty/{}", n - 1)), None))
+        }
+        ("wrap-slow", Some(ms)) => xml_owned(wrapper_to(&here(&format!("/slow/{ms}")), None)),
+        ("wrap-broken", _) => xml_owned(wrapper_to(&here("/invalid-xml"), None)),
+        ("wrap-500", _) => xml_owned(wrapper_to(&here("/status/500"), None)),
+        ("loop", _) => xml_owned(wrapper_to(&here("/loop"), None)),
+        ("wrap-nofollow", _) => xml_owned(wrapper_to(&here("/wrap/2"), Some(false))),
         ("gzip", _) => encoded(gzip(INLINE_VAST.as_bytes()), "gzip"),
         ("gzip-no-ad", _) => encoded(gzip(NO_AD_VAST.as_bytes()), "gzip"),
         ("gzip-corrupt", _) => {
@@ -193,6 +238,20 @@ async fn answer(req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible>
         ("br", _) => encoded(INLINE_VAST.as_bytes().to_vec(), "br"),
         _ => with_status(StatusCode::NOT_FOUND, "no such route"),
     })
+}
+
+/// A VAST 4.2 wrapper ad whose `VASTAdTagURI` is `uri`, with
+/// `followAdditionalWrappers` when given.
+pub fn wrapper_to(uri: &str, follow_additional: Option<bool>) -> String {
+    let follow = follow_additional.map_or(String::new(), |f| {
+        format!(r#" followAdditionalWrappers="{f}""#)
+    });
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<VAST version="4.2"><Ad id="w"><Wrapper{follow}><AdSystem>hop</AdSystem>
+<VASTAdTagURI><![CDATA[ {uri} ]]></VASTAdTagURI><Impression><![CDATA[http://t.example/imp]]></Impression>
+</Wrapper></Ad></VAST>"#
+    )
 }
 
 /// A VAST 1.0 inline ad (root `<VideoAdServingTemplate>`).

@@ -1,0 +1,188 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Full;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::chain::{fetch_vast, follow, ChainGuard, WrapperRecorder};
+use super::{ChainReport, ChainResult, DEFAULT_MAX_DEPTH};
+use crate::classify::{Deadline, ErrorType, Outcome};
+use crate::recorder::Recorder;
+use crate::source::{SourceConfig, SourceLabel, DEFAULT_MAX_SOURCES};
+
+/// Layer that resolves wrapper chains in front of a VAST client (see the
+/// [module docs](crate::wrapper)).
+#[derive(Clone)]
+pub struct WrapperResolverLayer {
+    recorder: Arc<dyn Recorder>,
+    max_depth: usize,
+    state: Arc<OnceLock<Arc<WrapperRecorder>>>,
+}
+
+impl fmt::Debug for WrapperResolverLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrapperResolverLayer")
+            .field("max_depth", &self.max_depth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WrapperResolverLayer {
+    /// A layer recording the wrapper families into `recorder`.
+    pub fn new(recorder: impl Recorder) -> Self {
+        WrapperResolverLayer {
+            recorder: Arc::new(recorder),
+            max_depth: DEFAULT_MAX_DEPTH,
+            state: Arc::default(),
+        }
+    }
+
+    /// Most wrapper hops followed per chain. Defaults to
+    /// [`DEFAULT_MAX_DEPTH`] (5).
+    pub fn max_depth(mut self, hops: usize) -> Self {
+        self.max_depth = hops;
+        self.state = Arc::default();
+        self
+    }
+}
+
+impl<S> Layer<S> for WrapperResolverLayer {
+    type Service = WrapperResolver<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let recorder = self.recorder.is_enabled().then(|| {
+            self.state
+                .get_or_init(|| {
+                    Arc::new(WrapperRecorder::new(
+                        self.recorder.clone(),
+                        SourceConfig::new(DEFAULT_MAX_SOURCES),
+                    ))
+                })
+                .clone()
+        });
+        WrapperResolver {
+            inner,
+            recorder,
+            max_depth: self.max_depth,
+        }
+    }
+}
+
+/// Service made by [`WrapperResolverLayer`]: a VAST request in (an
+/// `http::Request` to a VAST tag; its [`SourceLabel`] and [`Deadline`]
+/// extensions are kept for the chain), the resolved document out, with a
+/// [`ChainReport`] in its extensions.
+///
+/// The response is the last answer read: the InLine document when the
+/// chain resolved, else the answer that ended it (with its status and
+/// `Content-Encoding`); an empty 502 when no hop answered. The error of the
+/// inner service on the first request is returned unchanged; a hop that
+/// fails ends the chain (its report says how). The inner service is
+/// cloned per request.
+#[derive(Clone)]
+pub struct WrapperResolver<S> {
+    inner: S,
+    recorder: Option<Arc<WrapperRecorder>>,
+    max_depth: usize,
+}
+
+impl<S: fmt::Debug> fmt::Debug for WrapperResolver<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrapperResolver")
+            .field("inner", &self.inner)
+            .field("max_depth", &self.max_depth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> WrapperResolver<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// Response future of [`WrapperResolver`].
+pub type ResolveFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Bytes>, E>> + Send>>;
+
+impl<S, B> Service<Request<Full<Bytes>>> for WrapperResolver<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send + 'static,
+    B: Body + Send,
+    B::Data: Send,
+{
+    type Response = Response<Bytes>;
+    type Error = S::Error;
+    type Future = ResolveFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
+        // The ready clone answers this request; a fresh clone stays.
+        let clone = self.inner.clone();
+        let mut svc = std::mem::replace(&mut self.inner, clone);
+        let recorder = self.recorder.clone();
+        let max_depth = self.max_depth;
+        Box::pin(async move {
+            let origin = req.uri().clone();
+            let deadline = req.extensions().get::<Deadline>().copied();
+            let series = recorder.map(|r| r.chain(req.extensions().get::<SourceLabel>(), &origin));
+            let start = Instant::now();
+            let first = fetch_vast(&mut svc, req, None).await?;
+            let Some(target) = first.next_wrapper() else {
+                let result = match first.outcome {
+                    Outcome::Ad => ChainResult::Success,
+                    Outcome::NoAd => ChainResult::NoAd,
+                    Outcome::Failure(ErrorType::InvalidXml) => ChainResult::InvalidXml,
+                    Outcome::Failure(ErrorType::Timeout) => ChainResult::Timeout,
+                    Outcome::Failure(_) => ChainResult::Error,
+                };
+                let report = ChainReport {
+                    result,
+                    hops: Vec::new(),
+                    elapsed: start.elapsed(),
+                };
+                return Ok(respond(Some(first), report));
+            };
+            let mut guard = ChainGuard::new(series, start, deadline);
+            let (result, last) = follow(&mut svc, &origin, target, max_depth, &mut guard).await;
+            let report = guard.finish(result);
+            Ok(respond(last.or(Some(first)), report))
+        })
+    }
+}
+
+/// The response of a resolved chain: the last answer read and the report.
+fn respond(last: Option<super::Fetched>, report: ChainReport) -> Response<Bytes> {
+    let mut response = match last {
+        Some(fetched) => {
+            let mut response = Response::new(fetched.body);
+            *response.status_mut() = fetched.status;
+            if let Some(encoding) = fetched.encoding {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_ENCODING, encoding);
+            }
+            response
+        }
+        None => {
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = http::StatusCode::BAD_GATEWAY;
+            response
+        }
+    };
+    response.extensions_mut().insert(report);
+    response
+}

@@ -38,7 +38,9 @@ use vast_metrics::multi_source::{
 };
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer, VastMetricsService};
-use vast_test_support::ad_server::{INLINE_VAST, INVALID_XML, NOT_VAST, NO_AD_VAST, WRAPPER_VAST};
+use vast_test_support::ad_server::{
+    self, wrapper_to, INLINE_VAST, INVALID_XML, NOT_VAST, NO_AD_VAST,
+};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 type VastClient = VastMetricsService<HttpClient>;
@@ -124,7 +126,7 @@ impl AdServer {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| answer(behaviour, req));
+                    let svc = hyper::service::service_fn(move |req| answer(behaviour, addr, req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -150,7 +152,11 @@ impl Drop for AdServer {
     }
 }
 
-async fn answer(b: Behaviour, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    b: Behaviour,
+    addr: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut rng = fastrand::Rng::new();
     tokio::time::sleep(Duration::from_millis(
         rng.u64(b.latency_ms.0..=b.latency_ms.1),
@@ -172,22 +178,24 @@ async fn answer(b: Behaviour, req: Request<Incoming>) -> Result<Response<Full<By
     if req.uri().path() == "/pixel" {
         return Ok(status(StatusCode::NO_CONTENT));
     }
-    let body = if rng.u64(..100) < b.broken_pct {
+    let body: Bytes = if rng.u64(..100) < b.broken_pct {
         match rng.u64(0..=2) {
-            0 => INVALID_XML,
-            1 => NOT_VAST,
-            _ => "",
+            0 => INVALID_XML.into(),
+            1 => NOT_VAST.into(),
+            _ => "".into(),
         }
     } else if rng.u64(..100) < b.fill_pct {
         if rng.u64(..100) < 90 {
-            INLINE_VAST
+            INLINE_VAST.into()
         } else {
-            WRAPPER_VAST
+            // A wrapper back to this server: followed as a chain.
+            let next = format!("http://{addr}/vast?hop={}", rng.u64(..));
+            wrapper_to(&next, None).into()
         }
     } else {
-        NO_AD_VAST
+        NO_AD_VAST.into()
     };
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut res = Response::new(Full::new(body));
     res.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/xml"),
@@ -436,6 +444,12 @@ async fn run(
         .layer(vast_metrics::TrackingMetricsLayer::new(metrics.clone()))
         .service(http);
 
+    // Wrapper sources: chains that resolve in two hops, end empty, loop,
+    // go too deep, or meet a hop slower than the attempt's time budget.
+    let wrappers = ad_server::AdServer::start().await?;
+    let wrapper_source = |name: &'static str, path: &str| {
+        Source::parse(name, &wrappers.url(path)).expect("a loopback URL parses")
+    };
     let fetchers = [
         // Race the quick sources; the no-fill one is the fallback.
         MultiSource::builder(vast_client.clone(), metrics.clone())
@@ -453,17 +467,31 @@ async fn run(
             .strategy(Strategy::Parallel)
             .source_timeout(Duration::from_millis(300))
             .deadline(Duration::from_millis(800))
-            // Only inline ads: wrappers cost another round trip.
-            .filter(|vast| !vast.windows(8).any(|w| w == b"<Wrapper"))
+            // Only ads with a media file.
+            .filter(|vast| vast.windows(10).any(|w| w == b"<MediaFile"))
             .build(),
         // One after the other, on a tight deadline.
-        MultiSource::builder(vast_client, metrics.clone())
+        MultiSource::builder(vast_client.clone(), metrics.clone())
             .tier([no_fill.source(), slow.source()])
             .tier([flaky.source(), broken.source()])
             .tier([fast.source()])
             .strategy(Strategy::Sequential)
             .source_timeout(Duration::from_millis(250))
             .deadline(Duration::from_millis(350))
+            .build(),
+        // Wrappers first, one after the other; a direct source to fall back on.
+        MultiSource::builder(vast_client.clone(), metrics.clone())
+            .tier([
+                wrapper_source("wrap-empty", "/wrap-empty/2"),
+                wrapper_source("wrap-loop", "/loop"),
+                wrapper_source("wrap-deep", "/wrap/8"),
+                wrapper_source("wrap-slow", "/wrap-slow/1000"),
+                wrapper_source("wrap-2hop", "/wrap/2"),
+            ])
+            .tier([fast.source()])
+            .strategy(Strategy::Sequential)
+            .source_timeout(Duration::from_millis(150))
+            .deadline(Duration::from_millis(1200))
             .build(),
     ];
 

@@ -368,7 +368,7 @@ impl<C: MetricsCollector + Clone + 'static> Recorder for ByName<C> {
 pub enum RecordError {
     /// The metric name does not make a valid Prometheus name (ASCII letters,
     /// digits, `_` and `:`, not starting with a digit, at most
-    /// [`MAX_NAME_LEN`] bytes).
+    /// [`MAX_NAME_LEN`](crate::prometheus::MAX_NAME_LEN) bytes).
     #[error("invalid metric name")]
     InvalidName,
     /// A label key is not a valid Prometheus label name, or is reserved.
@@ -380,7 +380,7 @@ pub enum RecordError {
     /// The name is already used by a metric of another type.
     #[error("metric name already used with another type")]
     TypeConflict,
-    /// A label value is longer than [`MAX_LABEL_VALUE_LEN`].
+    /// A label value is longer than [`MAX_LABEL_VALUE_LEN`](crate::prometheus::MAX_LABEL_VALUE_LEN).
     #[error("label value too long")]
     LabelValueTooLong,
     /// The value is NaN or infinite.

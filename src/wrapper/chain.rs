@@ -210,7 +210,7 @@ where
         if depth > max_depth {
             return (ChainResult::DepthExceeded, last);
         }
-        if seen.iter().any(|uri| *uri == target.uri) {
+        if seen.contains(&target.uri) {
             return (ChainResult::Loop, last);
         }
         let hop_start = Instant::now();

@@ -2,8 +2,9 @@
 //!
 //! - `alert_rules_pass_promtool`: `promtool check rules` and
 //!   `promtool test rules` on `dashboards/`; and every series a dashboard or
-//!   alert query names is an exported family of the README's table, with only
-//!   that family's labels in its selectors.
+//!   alert query names is an exported family of the README's table (or of
+//!   `NOT_YET_IN_README`, counters of the crate's contract the README does
+//!   not list yet), with only that family's labels in its selectors.
 //! - `dashboard_and_alert_queries_work_against_the_demo`: the `prometheus`
 //!   binary scrapes `cargo run --example demo` every second; every dashboard
 //!   query (variables set to match all) parses and returns data, every alert
@@ -34,6 +35,8 @@ type Json = serde_json::Value;
 use bytes::Bytes;
 use common::free_port;
 use http_body_util::{BodyExt, Empty};
+use vast_metrics::names::{family, MetricDef, MetricKind};
+use vast_metrics::VastMetrics;
 
 const DASHBOARD: &str = "dashboards/multi_source_monitoring.json";
 const ALERTS: &str = "dashboards/alerts.yml";
@@ -110,6 +113,11 @@ fn alert_rules_pass_promtool() {
 
 // ---------------------------------------------------------------- exported names
 
+/// Counters the crate exports (its contract, `VastMetrics::ALL`) that the
+/// README's table does not list yet; the dashboard may name them with the
+/// labels the crate records. Drop an entry once the README has its row.
+const NOT_YET_IN_README: &[MetricDef] = &[family::VAST_ERRORS];
+
 /// The README's table of exported families: name → labels.
 fn exported_families() -> BTreeMap<String, BTreeSet<String>> {
     let readme = fs::read_to_string(manifest_dir().join("README.md")).expect("README.md");
@@ -143,6 +151,16 @@ fn exported_families() -> BTreeMap<String, BTreeSet<String>> {
         families.len() >= 30,
         "README's metric table not found: {families:?}"
     );
+    for def in NOT_YET_IN_README {
+        assert_eq!(def.kind, MetricKind::Counter, "{}", def.exported);
+        assert!(
+            VastMetrics::ALL.iter().any(|d| d.exported == def.exported),
+            "{} is not in the crate's contract",
+            def.exported
+        );
+        let labels = def.labels.iter().map(|l| (*l).to_owned()).collect();
+        families.entry(def.exported.to_owned()).or_insert(labels);
+    }
     families
 }
 

@@ -47,6 +47,8 @@ pub mod vast;
 pub mod wrapper;
 
 pub use crate::collector::{MetricsCollector, NoOpMetrics};
+#[cfg(feature = "reqwest-middleware")]
+pub use crate::layer::VastMetricsMiddleware;
 pub use crate::layer::{Latency, ResponseBody, VastMetricsLayer, VastMetricsService};
 pub use crate::multi_source::{MultiSource, MultiSourceMetricsLayer};
 pub use crate::names::{MetricLabels, VastMetrics};

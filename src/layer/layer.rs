@@ -155,7 +155,7 @@ impl VastMetricsLayer {
     }
 
     /// The shared state, made on first use; `None` when nothing records.
-    fn state(&self) -> Option<Arc<State>> {
+    pub(crate) fn state(&self) -> Option<Arc<State>> {
         if !self.recorder.is_enabled() {
             return None;
         }

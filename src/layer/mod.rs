@@ -56,6 +56,8 @@ mod future;
 mod in_flight;
 #[allow(clippy::module_inception)]
 mod layer;
+#[cfg(feature = "reqwest-middleware")]
+mod middleware;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 mod service;
@@ -66,6 +68,8 @@ pub(crate) use self::in_flight::InFlight;
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;
 pub use self::layer::{Latency, VastMetricsLayer};
+#[cfg(feature = "reqwest-middleware")]
+pub use self::middleware::VastMetricsMiddleware;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::ReqwestResponseFuture;
 pub use self::service::VastMetricsService;

@@ -79,23 +79,7 @@ where
         let result = ready!(this.inner.poll(cx));
         let in_flight = this.in_flight.take();
         Poll::Ready(match result {
-            Ok(response) if in_flight.is_none() => Ok(response),
-            Ok(response) => {
-                // Round-trip through http::Response to wrap the body; the URL
-                // does not survive that trip by itself.
-                let url = response.url().clone();
-                let response: http::Response<reqwest::Body> = response.into();
-                let (parts, body) =
-                    on_response(response, in_flight, *this.inspect_limit, None).into_parts();
-                let mut with_url = http::Response::builder()
-                    .url(url)
-                    .body(reqwest::Body::wrap(body))
-                    .expect("no fallible parts set");
-                let extensions = std::mem::take(with_url.extensions_mut());
-                let mut rebuilt = http::Response::from_parts(parts, with_url.into_body());
-                rebuilt.extensions_mut().extend(extensions);
-                Ok(reqwest::Response::from(rebuilt))
-            }
+            Ok(response) => Ok(track_response(response, in_flight, *this.inspect_limit)),
             Err(error) => {
                 if let Some(mut in_flight) = in_flight {
                     in_flight.finish(Outcome::Failure(error_type_of(&error, *this.classify)));
@@ -104,4 +88,27 @@ where
             }
         })
     }
+}
+
+/// Ends `response`'s request at a failing status, or hands it to the body
+/// to end (see [`on_response`]): the status, headers, URL, extensions and
+/// bytes are those of `response`.
+pub(crate) fn track_response(
+    response: reqwest::Response,
+    in_flight: Option<InFlight<ClientSeries>>,
+    inspect_limit: Option<usize>,
+) -> reqwest::Response {
+    if in_flight.is_none() {
+        return response;
+    }
+    // Round-trip through http::Response to wrap the body; the URL does not
+    // survive that trip by itself: reqwest keeps it in an extension of its
+    // own, set by `ResponseBuilderExt::url`.
+    let url = response.url().clone();
+    let response: http::Response<reqwest::Body> = response.into();
+    let (mut parts, body) = on_response(response, in_flight, inspect_limit, None).into_parts();
+    if let Ok(with_url) = http::Response::builder().url(url).body(()) {
+        parts.extensions.extend(with_url.into_parts().0.extensions);
+    }
+    reqwest::Response::from(http::Response::from_parts(parts, reqwest::Body::wrap(body)))
 }

@@ -8,23 +8,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use vast_metrics::names::{exported_name, MetricKind};
+use vast_metrics::names::MetricKind;
 use vast_metrics::VastMetrics;
 
 /// Every family of DESIGN.md's table, by its dotted name and type.
 fn families() -> Vec<(&'static str, MetricKind)> {
     VastMetrics::ALL
         .iter()
-        .map(|f| (f.dotted, f.kind))
+        .map(|f| (f.exported, f.kind))
         .collect()
-}
-
-/// Exported name of a family: durations are `*_seconds` histograms.
-fn family(dotted: &str, kind: MetricKind) -> String {
-    match kind {
-        MetricKind::Histogram => vast_metrics::names::exported_timing_name(dotted),
-        kind => exported_name(dotted, kind),
-    }
 }
 
 async fn scrape(url: &str) -> Option<String> {
@@ -93,8 +85,7 @@ async fn the_demo_records_every_family_and_exits_cleanly() {
     let text = scrape(&url).await.expect("a scrape while the demo runs");
     let samples = common::parse(&text);
     let mut missing = Vec::new();
-    for (dotted, kind) in families() {
-        let name = family(dotted, kind);
+    for (name, kind) in families() {
         let present = samples.iter().any(|s| {
             s.name == name
                 || (kind == MetricKind::Histogram

@@ -276,7 +276,7 @@ async fn a_tier_without_a_fill_falls_back_and_depths_are_counted() {
     let mut svc = MultiSource::builder(client(&metrics), metrics.clone())
         .tier([src(&server, "p", "/status/503")])
         .tier([src(&server, "f1", "/invalid-xml")])
-        .tier([src(&server, "f2", "/wrapper")])
+        .tier([src(&server, "f2", "/wrap/1")])
         .build();
     let res = fetch(&mut svc, VastRequest::new()).await.unwrap();
     assert_eq!(report_of(&res).fallback_depth, 2);
@@ -552,12 +552,12 @@ async fn the_filter_and_the_parse_step_are_timed() {
     let metrics = PrometheusMetrics::new();
     let mut svc = MultiSource::builder(client(&metrics), metrics.clone())
         .tier([
-            src(&server, "wrapper", "/wrapper"),
+            src(&server, "vast1", "/vast1"),
             src(&server, "inline", "/inline"),
         ])
         .strategy(Strategy::Sequential)
-        // Only inline ads: wrappers need another round trip.
-        .filter(|vast| !vast.windows(8).any(|w| w == b"<Wrapper"))
+        // No VAST 1 ads.
+        .filter(|vast| !vast.windows(22).any(|w| w == b"VideoAdServingTemplate"))
         .build();
     let res = fetch(&mut svc, VastRequest::new().strategy(Strategy::Parallel))
         .await
@@ -565,7 +565,7 @@ async fn the_filter_and_the_parse_step_are_timed() {
     let report = report_of(&res);
     assert_eq!(report.strategy, Strategy::Parallel);
     assert_eq!(report.winner.as_deref(), Some("inline"));
-    assert_eq!(outcome_of(report, "wrapper"), Outcome::NoAd);
+    assert_eq!(outcome_of(report, "vast1"), Outcome::NoAd);
     let s = assert_quiescent(&metrics);
     assert_eq!(
         sum(&s, "vast_multi_source_parse_duration_seconds_count", &[]),

@@ -32,7 +32,8 @@
 //!   child, `<InLine>` or `<Wrapper>`, in every version.
 //!
 //! Hostile bodies cost one pass: nothing is expanded or fetched, and memory
-//! grows only with the names of open elements and namespace declarations.
+//! grows only with the depth of open elements and namespace declarations
+//! (plus one copy of a body that came in several frames).
 //!
 //! # Example
 //!
@@ -249,6 +250,15 @@ fn is_name_byte(b: u8) -> bool {
     NAME_BYTES[b as usize]
 }
 
+/// Where character data needs a look: markup, references, `]]>`.
+const TEXT_STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
 /// ASCII name bytes, colon included.
 const NAME_BYTES: [bool; 256] = {
     let mut t = [false; 256];
@@ -292,6 +302,7 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Whether a (valid UTF-8) name begins with a `NameStartChar`.
+#[inline]
 fn starts_name(name: &[u8]) -> bool {
     match name.first() {
         None => false,
@@ -603,6 +614,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    #[inline]
     fn eq(&mut self) -> Res {
         self.s.skip_spaces();
         self.s.expect(b"=")?;
@@ -675,6 +687,22 @@ impl<'a> Parser<'a> {
     /// An attribute value after its quote, through the closing one. With
     /// `decode`, its normalised value is appended to `values`.
     fn attr_value(&mut self, quote: u8, decode: bool) -> Res {
+        if !decode {
+            loop {
+                match self
+                    .s
+                    .skip_until(|b| b == quote || b == b'<' || b == b'&')
+                    .ok_or(Bad)?
+                {
+                    b'<' => return Err(Bad),
+                    b'&' => self.reference(false)?,
+                    _ => {
+                        self.s.advance(1);
+                        return Ok(());
+                    }
+                }
+            }
+        }
         loop {
             let stop = self
                 .s
@@ -899,7 +927,7 @@ impl<'a> Parser<'a> {
     /// Character data up to the next `<`: valid references, no `]]>`.
     fn text(&mut self) -> Res {
         loop {
-            match self.s.skip_until(|b| matches!(b, b'<' | b'&' | b']')) {
+            match self.s.skip_until(|b| TEXT_STOPS[b as usize]) {
                 None | Some(b'<') => return Ok(()),
                 Some(b'&') => self.reference(false)?,
                 Some(_) if self.s.starts_with(b"]]>") => return Err(Bad),
@@ -911,8 +939,27 @@ impl<'a> Parser<'a> {
 
 /// A `QName` (the oracle's reading: at most one colon, both parts start
 /// with a `NameStartChar`).
+#[inline]
 fn qname(s: &mut Cursor<'_>) -> Res<QName> {
     let start = s.pos;
+    // Most names: ASCII, no colon.
+    let rest = s.rest();
+    let n = rest
+        .iter()
+        .position(|&b| b == b':' || !is_name_byte(b))
+        .unwrap_or(rest.len());
+    if n > 0
+        && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
+        && rest.get(n).is_none_or(|&b| b != b':' && b < 0x80)
+    {
+        s.pos += n;
+        return Ok(QName {
+            start,
+            colon: start,
+            local: start,
+            end: s.pos,
+        });
+    }
     let mut colon = None;
     while let Some(b) = s.peek() {
         // A run of ASCII name bytes at once.

@@ -35,6 +35,8 @@ pub struct ReadmeDoctests;
 pub mod classify;
 pub mod collector;
 pub mod layer;
+#[cfg(feature = "metrics-facade")]
+pub mod metrics_facade;
 pub mod multi_source;
 pub mod names;
 pub mod prometheus;

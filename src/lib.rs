@@ -39,6 +39,8 @@ pub mod layer;
 pub mod metrics_facade;
 pub mod multi_source;
 pub mod names;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 pub mod prometheus;
 mod record;
 pub mod recorder;

@@ -35,8 +35,12 @@ pub struct ReadmeDoctests;
 pub mod classify;
 pub mod collector;
 pub mod layer;
+#[cfg(feature = "metrics-facade")]
+pub mod metrics_facade;
 pub mod multi_source;
 pub mod names;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 pub mod prometheus;
 mod record;
 pub mod recorder;

@@ -165,7 +165,9 @@ fn exported_families() -> BTreeMap<String, BTreeSet<String>> {
                 bucket.insert("le".to_owned());
                 let name = def.exported;
                 families.entry(format!("{name}_bucket")).or_insert(bucket);
-                families.entry(format!("{name}_sum")).or_insert(labels.clone());
+                families
+                    .entry(format!("{name}_sum"))
+                    .or_insert(labels.clone());
                 families.entry(format!("{name}_count")).or_insert(labels);
             }
             _ => {

@@ -130,6 +130,8 @@ impl HistogramFn for FacadeHistogram {
     }
 }
 
+impl crate::recorder::Recording for MetricsFacade {}
+
 impl Recorder for MetricsFacade {
     fn register_counter(&self, family: &'static MetricDef, values: &[&str]) -> Counter {
         self.describe(family);

@@ -192,6 +192,8 @@ impl HistogramFn for OtelHistogram {
     }
 }
 
+impl crate::recorder::Recording for OtelMetrics {}
+
 impl Recorder for OtelMetrics {
     fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> Counter {
         let counter = self

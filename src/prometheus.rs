@@ -280,6 +280,8 @@ impl PrometheusMetrics {
 /// Contract families have at most this many labels.
 const MAX_LABELS: usize = 4;
 
+impl recorder::Recording for PrometheusMetrics {}
+
 impl Recorder for PrometheusMetrics {
     fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Counter {
         self.resolve(family, labels)

@@ -61,6 +61,16 @@ pub trait Recorder: Send + Sync + 'static {
     }
 }
 
+/// A backend that records: with it, [`VastMetricsLayer`](crate::VastMetricsLayer)
+/// wraps responses to observe them. Implement it (it is empty) next to
+/// [`Recorder`] for a backend of your own; [`NoOpMetrics`] does not, so a
+/// layer with it passes requests and responses through untouched, at no
+/// cost.
+pub trait Recording: Recorder {}
+
+impl<R: Recording + ?Sized> Recording for Arc<R> {}
+impl<C: MetricsCollector + Clone + 'static> Recording for ByName<C> {}
+
 impl<R: Recorder + ?Sized> Recorder for Arc<R> {
     fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> Counter {
         (**self).register_counter(family, labels)

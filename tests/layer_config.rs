@@ -68,14 +68,34 @@ fn an_alias_that_cannot_match_is_an_error() {
 }
 
 #[test]
-fn the_service_type_does_not_depend_on_the_backend_or_configuration() {
+fn the_service_type_does_not_depend_on_the_configuration() {
     let inner = service_fn(inline);
-    let noop: VastMetricsService<_> = VastMetricsLayer::default().layer(inner);
-    let prom: VastMetricsService<_> = VastMetricsLayer::new(PrometheusMetrics::new())
-        .inspect_vast(false)
-        .layer(inner);
+    let plain: VastMetricsService<_, PrometheusMetrics> =
+        VastMetricsLayer::new(PrometheusMetrics::new()).layer(inner);
+    let configured: VastMetricsService<_, PrometheusMetrics> =
+        VastMetricsLayer::new(PrometheusMetrics::new())
+            .inspect_vast(false)
+            .source_name("x")
+            .max_sources(3)
+            .layer(inner);
     // Same type, so either can stand where the other is expected.
-    let _both = [noop, prom];
+    let _both = [plain, configured];
+}
+
+#[tokio::test]
+async fn with_noop_the_service_is_the_inner_services_twin() {
+    // The response type is the inner service's own: nothing is wrapped.
+    let mut noop: VastMetricsService<_, NoOpMetrics> =
+        VastMetricsLayer::default().layer(service_fn(inline));
+    let res: http::Response<Full<Bytes>> = noop
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://a/"))
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, INLINE_VAST.as_bytes());
 }
 
 /// An error type the crate has never heard of (as `anyhow::Error` is).

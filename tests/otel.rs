@@ -71,6 +71,8 @@ impl HistogramFn for Pair<Histogram> {
     }
 }
 
+impl vast_metrics::recorder::Recording for Both {}
+
 impl Recorder for Both {
     fn register_counter(
         &self,

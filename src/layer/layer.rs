@@ -1,5 +1,6 @@
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use tower_layer::Layer;
@@ -32,18 +33,34 @@ pub(crate) struct Config {
 
 /// Layer that records VAST fetches (see the [module docs](crate::layer)).
 ///
-/// Builder methods only set configuration; the per-source handles are
-/// made when a wrapped service sees a source's first request. Services
+/// `R` is the backend: with one that records ([`Recording`]), the service
+/// wraps responses to observe them; with [`NoOpMetrics`](crate::NoOpMetrics)
+/// it passes them through untouched (the same types as the inner service,
+/// no cost). Builder methods only set configuration; the per-source handles
+/// are made when a wrapped service sees a source's first request. Services
 /// made by one layer (and its clones) share those handles and the source
 /// cap.
-#[derive(Clone)]
-pub struct VastMetricsLayer {
+///
+/// [`Recording`]: crate::recorder::Recording
+pub struct VastMetricsLayer<R = crate::PrometheusMetrics> {
     recorder: Arc<dyn Recorder>,
     config: Config,
     state: Arc<OnceLock<Arc<State>>>,
+    backend: PhantomData<fn() -> R>,
 }
 
-impl fmt::Debug for VastMetricsLayer {
+impl<R> Clone for VastMetricsLayer<R> {
+    fn clone(&self) -> Self {
+        VastMetricsLayer {
+            recorder: self.recorder.clone(),
+            config: self.config.clone(),
+            state: self.state.clone(),
+            backend: PhantomData,
+        }
+    }
+}
+
+impl<R> fmt::Debug for VastMetricsLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VastMetricsLayer")
             .field("config", &self.config)
@@ -51,7 +68,7 @@ impl fmt::Debug for VastMetricsLayer {
     }
 }
 
-impl Default for VastMetricsLayer {
+impl Default for VastMetricsLayer<crate::NoOpMetrics> {
     /// A layer recording into [`NoOpMetrics`](crate::NoOpMetrics): it
     /// passes requests through untouched.
     fn default() -> Self {
@@ -59,13 +76,13 @@ impl Default for VastMetricsLayer {
     }
 }
 
-impl VastMetricsLayer {
+impl<R: Recorder> VastMetricsLayer<R> {
     /// A layer that records into `recorder`:
     /// [`PrometheusMetrics`](crate::PrometheusMetrics),
     /// [`NoOpMetrics`](crate::NoOpMetrics), or any
     /// [`MetricsCollector`](crate::MetricsCollector) through
     /// [`ByName`](crate::recorder::ByName).
-    pub fn new(recorder: impl Recorder) -> Self {
+    pub fn new(recorder: R) -> Self {
         if recorder.is_enabled() {
             // The first read calibrates the clock (once per process, up to
             // 200 ms): do it here, not on the first request.
@@ -81,9 +98,12 @@ impl VastMetricsLayer {
                 classify: None,
             },
             state: Arc::default(),
+            backend: PhantomData,
         }
     }
+}
 
+impl<R> VastMetricsLayer<R> {
     /// A new configuration: no longer shares handles with earlier clones.
     fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
         change(&mut self.config);
@@ -166,8 +186,8 @@ impl VastMetricsLayer {
     }
 }
 
-impl<S> Layer<S> for VastMetricsLayer {
-    type Service = VastMetricsService<S>;
+impl<S, R> Layer<S> for VastMetricsLayer<R> {
+    type Service = VastMetricsService<S, R>;
 
     #[inline]
     fn layer(&self, inner: S) -> Self::Service {

@@ -101,15 +101,15 @@ pub struct VastMetricsMiddleware {
 
 impl VastMetricsMiddleware {
     /// The middleware recording as `layer` is configured to.
-    pub fn new(layer: VastMetricsLayer) -> Self {
+    pub fn new<R>(layer: VastMetricsLayer<R>) -> Self {
         VastMetricsMiddleware {
             state: layer.state(),
         }
     }
 }
 
-impl From<VastMetricsLayer> for VastMetricsMiddleware {
-    fn from(layer: VastMetricsLayer) -> Self {
+impl<R> From<VastMetricsLayer<R>> for VastMetricsMiddleware {
+    fn from(layer: VastMetricsLayer<R>) -> Self {
         Self::new(layer)
     }
 }

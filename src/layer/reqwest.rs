@@ -21,10 +21,11 @@ impl UrlHash for reqwest::Url {
     }
 }
 
-impl<S> Service<reqwest::Request> for VastMetricsService<S>
+impl<S, R> Service<reqwest::Request> for VastMetricsService<S, R>
 where
     S: Service<reqwest::Request, Response = reqwest::Response>,
     S::Error: 'static,
+    R: crate::recorder::Recording,
 {
     type Response = reqwest::Response;
     type Error = S::Error;

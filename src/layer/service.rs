@@ -1,4 +1,5 @@
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,7 +13,7 @@ use super::in_flight::InFlight;
 use super::layer::{Config, Latency};
 use crate::classify::{Classifier, Deadline};
 use crate::record::ClientSeries;
-use crate::recorder::{RecordError, Recorder};
+use crate::recorder::{RecordError, Recorder, Recording};
 use crate::source::{SourceLabel, SourceResolver, UrlHash};
 
 /// What every service of one layer shares: the recorder, the per-source
@@ -55,16 +56,23 @@ impl State {
 }
 
 /// Service made by [`VastMetricsLayer`](super::VastMetricsLayer): records
-/// each request to the inner service.
-pub struct VastMetricsService<S> {
+/// each request to the inner service. With
+/// [`NoOpMetrics`](crate::NoOpMetrics) it is the inner service's twin:
+/// same response, error and future types, no work.
+pub struct VastMetricsService<S, R = crate::PrometheusMetrics> {
     inner: S,
     /// `None` when the recorder records nothing: requests pass untouched.
     pub(crate) state: Option<Arc<State>>,
+    backend: PhantomData<fn() -> R>,
 }
 
-impl<S> VastMetricsService<S> {
+impl<S, R> VastMetricsService<S, R> {
     pub(crate) fn new(inner: S, state: Option<Arc<State>>) -> Self {
-        VastMetricsService { inner, state }
+        VastMetricsService {
+            inner,
+            state,
+            backend: PhantomData,
+        }
     }
 
     /// The inner service.
@@ -83,16 +91,17 @@ impl<S> VastMetricsService<S> {
     }
 }
 
-impl<S: Clone> Clone for VastMetricsService<S> {
+impl<S: Clone, R> Clone for VastMetricsService<S, R> {
     fn clone(&self) -> Self {
         VastMetricsService {
             inner: self.inner.clone(),
             state: self.state.clone(),
+            backend: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for VastMetricsService<S> {
+impl<S: fmt::Debug, R> fmt::Debug for VastMetricsService<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VastMetricsService")
             .field("inner", &self.inner)
@@ -101,12 +110,13 @@ impl<S: fmt::Debug> fmt::Debug for VastMetricsService<S> {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for VastMetricsService<S>
+impl<S, R, ReqB, ResB> Service<Request<ReqB>> for VastMetricsService<S, R>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: 'static,
     ResB: Body,
     ResB::Data: Clone,
+    R: Recording,
 {
     type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
@@ -125,5 +135,25 @@ where
         let in_flight = state.begin(req.uri(), Some(req.extensions()));
         let slot = req.extensions().get::<VerdictSlot>().cloned();
         ResponseFuture::new(self.inner.call(req), in_flight, state, slot)
+    }
+}
+
+/// With [`NoOpMetrics`](crate::NoOpMetrics): the inner service, untouched.
+impl<S, Req> Service<Req> for VastMetricsService<S, crate::NoOpMetrics>
+where
+    S: Service<Req>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline(always)]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline(always)]
+    fn call(&mut self, req: Req) -> Self::Future {
+        self.inner.call(req)
     }
 }

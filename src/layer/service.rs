@@ -132,8 +132,10 @@ where
         let Some(state) = &self.state else {
             return ResponseFuture::untracked(self.inner.call(req));
         };
-        let in_flight = state.begin(req.uri(), Some(req.extensions()));
-        let slot = req.extensions().get::<VerdictSlot>().cloned();
+        // Most requests carry no extensions: skip the lookups.
+        let extensions = Some(req.extensions()).filter(|e| !e.is_empty());
+        let in_flight = state.begin(req.uri(), extensions);
+        let slot = extensions.and_then(|e| e.get::<VerdictSlot>()).cloned();
         ResponseFuture::new(self.inner.call(req), in_flight, state, slot)
     }
 }

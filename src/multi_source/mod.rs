@@ -3,7 +3,8 @@
 //!
 //! A [`MultiSource`] is a tower `Service<VastRequest>` that fetches VAST
 //! from a primary tier of [`Source`]s, then from fallback tiers in order,
-//! until a source fills (answers VAST with at least one `<Ad>`). Each
+//! until a source fills: answers VAST whose ad resolves to an `<InLine>`,
+//! following wrapper chains ([`crate::wrapper`]). Each
 //! attempt goes through an inner HTTP service, normally hyper-util's client
 //! wrapped in [`VastMetricsLayer`](crate::VastMetricsLayer), with a
 //! [`SourceLabel`](crate::source::SourceLabel) of the source's name in its
@@ -11,8 +12,10 @@
 //!
 //! Strategies ([`Strategy`]), per tier:
 //!
-//! - `parallel`: every source at once; the tier ends when all have
-//!   answered, and the earliest listed fill wins;
+//! - `parallel`: every source at once; the earliest listed fill wins, as
+//!   soon as every source listed before it has answered: the sources listed
+//!   after it are then cut short (`cancelled`), so a slow, lower-priority
+//!   source does not hold the fetch up;
 //! - `sequential`: one source after the other until one fills;
 //! - `race`: every source at once; the first fill wins and the others are
 //!   cancelled (dropped).
@@ -24,8 +27,10 @@
 //!
 //! # Metrics
 //!
-//! Through any [`MetricsCollector`](crate::MetricsCollector), by the dotted
-//! names of [`VastMetrics`](crate::VastMetrics):
+//! Through any [`Recorder`](crate::Recorder) (Prometheus, or any
+//! [`MetricsCollector`](crate::MetricsCollector) by the dotted names of
+//! [`VastMetrics`](crate::VastMetrics) through
+//! [`ByName`](crate::recorder::ByName)):
 //!
 //! | family | labels | when |
 //! |---|---|---|
@@ -38,7 +43,7 @@
 //! | `vast_multi_source_fallback_triggered_total` | `fallback_depth` | once per fallback tier entered (`1`, `2`, ...) |
 //! | `vast_multi_source_sources_attempted_total` | `source_url` | an attempt starts |
 //! | `vast_multi_source_sources_success_total` | `source_url`, `result` | an attempt got VAST (`success` or `no_ad`) |
-//! | `vast_multi_source_sources_failure_total` | `source_url`, `error_type` | an attempt failed; race losers are `cancelled`, attempts cut by a time-out `timeout` |
+//! | `vast_multi_source_sources_failure_total` | `source_url`, `error_type` | an attempt failed; race losers and lower-priority parallel sources cut short are `cancelled` (left out of fill and error ratios), attempts cut by a time-out `timeout`; wrapper chains that do not resolve: see [`crate::wrapper`] |
 //! | `vast_multi_source_fetch_duration_seconds` | `source_url`, `result` | every attempt |
 //! | `vast_multi_source_parse_duration_seconds` | (none) | the VAST inspection of each 2xx body |
 //! | `vast_multi_source_filter_duration_seconds` | (none) | the [filter](MultiSourceBuilder::filter), when set |
@@ -125,7 +130,7 @@ pub use self::service::{MultiSource, MultiSourceBuilder, ResponseFuture};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Strategy {
     /// Every source of the tier at once; the earliest listed fill wins once
-    /// all have answered.
+    /// every source listed before it has answered (the rest are cut short).
     #[default]
     Parallel,
     /// One source after the other until one fills.

@@ -1,26 +1,65 @@
 //! Per-request overhead of `VastMetricsLayer` over an in-memory service that
-//! answers at once, against the bare service in the same group.
+//! answers at once, against the bare service and the peers a user would
+//! compare it with, all in the one group `per_request`, so that one run
+//! gives the ratios.
 //!
 //! Requests are built in untimed batches (URL parsing and extension
 //! allocation are not measured); the timed part is `ready` + `call` + the
 //! response future + reading the body to its end, in a tight loop inside one
 //! `block_on` of a current-thread runtime.
 //!
+//! The cases, and the ratio each one answers:
+//!
+//! - `bare`: the ad server alone, the denominator of the NoOp ratios.
+//! - `tower_map_response_identity`: the floor of any layer that wraps the
+//!   response; `layer_noop` / `bare`: what the zero-cost default costs.
+//! - `layer_prometheus_fixed_source` / `peer_minimal_same_lifecycle`: the
+//!   named path against the floor of its lifecycle (handles resolved once,
+//!   total and active at call, active, success and the histogram at the end
+//!   of the body, a guard that ends once, and nothing else).
+//! - `hashed_1_source` (the default: hashed URL label) against
+//!   `peer_handwritten_prometheus_vec` (what users write by hand: the
+//!   `prometheus` crate's vectors resolved by the URL's host per request,
+//!   `std::time::Instant`) and `peer_metrics_facade_exporter` (the `metrics`
+//!   facade resolving by key on every call, into `metrics-exporter-prometheus`):
+//!   the default path against what a new user would write instead.
+//! - `layer_byname_prometheus` and `naive_generic_api` against
+//!   `layer_prometheus_fixed_source`: records by dotted name and label pairs,
+//!   through the layer and around the service.
+//! - `hashed_100_sources`, `hashed_10000_sources_capped` / `hashed_1_source`:
+//!   the cost of many sources and of the cap.
+//! - `tracking` / `bare_tracking_request`: the tracking-pixel layer.
+//! - `inspect_*` / `bare_*` (throughput in bytes): the VAST inspection.
+//!
+//! The peers share one service, future and body (like the layer's: no box,
+//! the request ends at the body's end, failure or drop), so that they differ
+//! from each other only in what they record. The group `clock` compares the
+//! two clocks.
+//!
 //! `cargo bench --bench layer -- --warm-up-time 1 --measurement-time 3`
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use http::{Request, Response, Uri};
-use http_body::Body;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
+use pin_project_lite::pin_project;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer, Service, ServiceExt};
+use vast_metrics::prometheus::DEFAULT_DURATION_BUCKETS;
 use vast_metrics::recorder::ByName;
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{
@@ -149,6 +188,365 @@ fn bench<S, B, H>(
     });
 }
 
+/// What a peer records when a request starts; its [`End`] records, once,
+/// when the request ends.
+trait Record: Clone {
+    type End: End;
+    fn begin(&self, req: &Request<()>) -> Self::End;
+}
+
+trait End {
+    /// `result`: `success` at the end of the body, else why it ended.
+    fn end(self, result: &'static str);
+}
+
+/// Ends the request once: by [`Guard::end`], or as `cancelled` if dropped.
+struct Guard<E: End>(Option<E>);
+
+impl<E: End> Guard<E> {
+    fn end(&mut self, result: &'static str) {
+        if let Some(end) = self.0.take() {
+            end.end(result);
+        }
+    }
+}
+
+impl<E: End> Drop for Guard<E> {
+    fn drop(&mut self) {
+        self.end("cancelled");
+    }
+}
+
+/// The peers' layer: `R` records, the rest is the same for every peer.
+#[derive(Clone)]
+struct PeerLayer<R>(R);
+
+impl<S, R: Record> Layer<S> for PeerLayer<R> {
+    type Service = PeerService<S, R>;
+    fn layer(&self, inner: S) -> Self::Service {
+        PeerService {
+            inner,
+            record: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct PeerService<S, R> {
+    inner: S,
+    record: R,
+}
+
+impl<S, R, B> Service<Request<()>> for PeerService<S, R>
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    R: Record,
+    B: Body,
+{
+    type Response = Response<PeerBody<B, R::End>>;
+    type Error = S::Error;
+    type Future = PeerFuture<S::Future, R::End>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        let guard = Guard(Some(self.record.begin(&req)));
+        PeerFuture {
+            inner: self.inner.call(req),
+            guard: Some(guard),
+        }
+    }
+}
+
+pin_project! {
+    struct PeerFuture<F, E: End> {
+        #[pin]
+        inner: F,
+        guard: Option<Guard<E>>,
+    }
+}
+
+impl<F, E, B, Err> Future for PeerFuture<F, E>
+where
+    F: Future<Output = Result<Response<B>, Err>>,
+    E: End,
+    B: Body,
+{
+    type Output = Result<Response<PeerBody<B, E>>, Err>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx));
+        let mut guard = this.guard.take().expect("polled after completion");
+        Poll::Ready(match res {
+            Ok(res) => Ok(res.map(|inner| {
+                // A body that is over before it starts may never be polled.
+                if inner.is_end_stream() {
+                    guard.end("success");
+                }
+                PeerBody { inner, guard }
+            })),
+            Err(e) => {
+                guard.end("error");
+                Err(e)
+            }
+        })
+    }
+}
+
+pin_project! {
+    /// The inner body, ending the request when it ends, fails or is dropped.
+    struct PeerBody<B, E: End> {
+        #[pin]
+        inner: B,
+        guard: Guard<E>,
+    }
+}
+
+impl<B: Body, E: End> Body for PeerBody<B, E> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        match &frame {
+            Some(Ok(_)) if this.inner.is_end_stream() => this.guard.end("success"),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => this.guard.end("body_error"),
+            None => this.guard.end("success"),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The label hand-written code uses: the request URL's host.
+fn host(req: &Request<()>) -> String {
+    req.uri().host().unwrap_or("unknown").to_owned()
+}
+
+/// Hand-written: the `prometheus` crate's vectors, resolved by label values
+/// on every record.
+#[derive(Clone)]
+struct HandWritten(Arc<HandWrittenVecs>);
+
+struct HandWrittenVecs {
+    total: IntCounterVec,
+    success: IntCounterVec,
+    active: IntGaugeVec,
+    duration: HistogramVec,
+}
+
+impl HandWritten {
+    fn new(registry: &Registry) -> Self {
+        let total = IntCounterVec::new(
+            Opts::new("vast_client_request_total", "VAST requests started."),
+            &["source_url"],
+        )
+        .unwrap();
+        let success = IntCounterVec::new(
+            Opts::new(
+                "vast_client_request_success_total",
+                "VAST requests that returned VAST.",
+            ),
+            &["source_url", "result"],
+        )
+        .unwrap();
+        let active = IntGaugeVec::new(
+            Opts::new("vast_client_active_requests", "VAST requests in flight."),
+            &["source_url"],
+        )
+        .unwrap();
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "vast_client_request_duration_seconds",
+                "VAST request duration.",
+            )
+            .buckets(DEFAULT_DURATION_BUCKETS.to_vec()),
+            &["source_url", "result"],
+        )
+        .unwrap();
+        registry.register(Box::new(total.clone())).unwrap();
+        registry.register(Box::new(success.clone())).unwrap();
+        registry.register(Box::new(active.clone())).unwrap();
+        registry.register(Box::new(duration.clone())).unwrap();
+        HandWritten(Arc::new(HandWrittenVecs {
+            total,
+            success,
+            active,
+            duration,
+        }))
+    }
+}
+
+struct HandWrittenEnd {
+    vecs: Arc<HandWrittenVecs>,
+    source: String,
+    start: Instant,
+}
+
+impl Record for HandWritten {
+    type End = HandWrittenEnd;
+    fn begin(&self, req: &Request<()>) -> HandWrittenEnd {
+        let source = host(req);
+        self.0.total.with_label_values(&[&source]).inc();
+        self.0.active.with_label_values(&[&source]).inc();
+        HandWrittenEnd {
+            vecs: self.0.clone(),
+            source,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl End for HandWrittenEnd {
+    fn end(self, result: &'static str) {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let (vecs, source) = (&self.vecs, self.source.as_str());
+        vecs.active.with_label_values(&[source]).dec();
+        if result == "success" {
+            vecs.success.with_label_values(&[source, result]).inc();
+        }
+        vecs.duration
+            .with_label_values(&[source, result])
+            .observe(elapsed);
+    }
+}
+
+/// The `metrics` facade, as its docs write it: the macros resolve the key
+/// and labels in the installed recorder on every call.
+#[derive(Clone)]
+struct Facade;
+
+struct FacadeEnd {
+    source: String,
+    start: Instant,
+}
+
+impl Record for Facade {
+    type End = FacadeEnd;
+    fn begin(&self, req: &Request<()>) -> FacadeEnd {
+        let source = host(req);
+        metrics::counter!("vast_client_request_total", "source_url" => source.clone()).increment(1);
+        metrics::gauge!("vast_client_active_requests", "source_url" => source.clone())
+            .increment(1.0);
+        FacadeEnd {
+            source,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl End for FacadeEnd {
+    fn end(self, result: &'static str) {
+        let elapsed = self.start.elapsed();
+        let source = self.source;
+        metrics::gauge!("vast_client_active_requests", "source_url" => source.clone())
+            .decrement(1.0);
+        if result == "success" {
+            metrics::counter!(
+                "vast_client_request_success_total",
+                "source_url" => source.clone(),
+                "result" => result
+            )
+            .increment(1);
+        }
+        metrics::histogram!(
+            "vast_client_request_duration_seconds",
+            "source_url" => source,
+            "result" => result
+        )
+        .record(elapsed);
+    }
+}
+
+/// Installs `metrics-exporter-prometheus`' recorder (histograms with the
+/// crate's buckets) as the global one, with the upkeep its installers run
+/// every 5 s (it drains the histograms' samples).
+fn install_facade_exporter() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(DEFAULT_DURATION_BUCKETS)
+        .unwrap()
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).unwrap();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(5));
+        handle.run_upkeep();
+    });
+}
+
+/// The floor of the layer's lifecycle: one fixed source's series, resolved
+/// once; total and active at call, then active, success and the histogram
+/// (quanta's clock) at the end.
+#[derive(Clone)]
+struct Minimal(Arc<MinimalSeries>);
+
+struct MinimalSeries {
+    total: IntCounter,
+    success: IntCounter,
+    active: IntGauge,
+    duration: Histogram,
+}
+
+impl Minimal {
+    fn new() -> Self {
+        let opts = |name: &str| Opts::new(name, "help").const_label("source_url", "primary");
+        let success = opts("vast_client_request_success_total").const_label("result", "success");
+        let duration = HistogramOpts::new("vast_client_request_duration_seconds", "help")
+            .const_label("source_url", "primary")
+            .const_label("result", "success")
+            .buckets(DEFAULT_DURATION_BUCKETS.to_vec());
+        Minimal(Arc::new(MinimalSeries {
+            total: IntCounter::with_opts(opts("vast_client_request_total")).unwrap(),
+            success: IntCounter::with_opts(success).unwrap(),
+            active: IntGauge::with_opts(opts("vast_client_active_requests")).unwrap(),
+            duration: Histogram::with_opts(duration).unwrap(),
+        }))
+    }
+}
+
+struct MinimalEnd {
+    series: Arc<MinimalSeries>,
+    start: quanta::Instant,
+}
+
+impl Record for Minimal {
+    type End = MinimalEnd;
+    fn begin(&self, _: &Request<()>) -> MinimalEnd {
+        self.0.total.inc();
+        self.0.active.inc();
+        MinimalEnd {
+            series: self.0.clone(),
+            start: quanta::Instant::now(),
+        }
+    }
+}
+
+impl End for MinimalEnd {
+    fn end(self, result: &'static str) {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        self.series.active.dec();
+        if result == "success" {
+            self.series.success.inc();
+        }
+        self.series.duration.observe(elapsed);
+    }
+}
+
 /// A VAST document of about `bytes` bytes made of repeated inline `<Ad>`s.
 fn dense_vast(bytes: usize) -> String {
     let start = INLINE_VAST.find("  <Ad id").unwrap();
@@ -275,6 +673,34 @@ fn per_request(c: &mut Criterion) {
             move |i| request(&list[i as usize % list.len()]),
         );
     }
+
+    bench(
+        &mut g,
+        &rt,
+        "peer_handwritten_prometheus_vec",
+        PeerLayer(HandWritten::new(&Registry::new())).layer(ad_server(small.clone())),
+        NoHooks,
+        one_req,
+    );
+
+    install_facade_exporter();
+    bench(
+        &mut g,
+        &rt,
+        "peer_metrics_facade_exporter",
+        PeerLayer(Facade).layer(ad_server(small.clone())),
+        NoHooks,
+        one_req,
+    );
+
+    bench(
+        &mut g,
+        &rt,
+        "peer_minimal_same_lifecycle",
+        PeerLayer(Minimal::new()).layer(ad_server(small.clone())),
+        NoHooks,
+        one_req,
+    );
 
     let tracking_req = |_| {
         let mut req = request(&one[0]);

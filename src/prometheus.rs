@@ -5,6 +5,13 @@
 //! that cannot be recorded is dropped and counted in
 //! `vast_metrics_errors_total{reason}` instead of failing the caller.
 //!
+//! Series of a `source_url` whose handles were all given back
+//! ([`Recorder::release`], when a layer expires an idle source) are dropped
+//! together, all of that source's families at once: the next scrape no
+//! longer lists them, and a later request from that source starts its
+//! counters again from zero (a counter reset, which `rate()` and
+//! `increase()` handle).
+//!
 //! # Example
 //!
 //! ```
@@ -21,7 +28,7 @@
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use prometheus::core::{Collector, Desc, Metric};
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
@@ -30,7 +37,7 @@ use prometheus::{
 };
 
 use crate::collector::{Labels, MetricsCollector};
-use crate::names::{self, MetricDef, MetricKind, Unit};
+use crate::names::{self, MetricDef, MetricKind, MetricLabels, Unit};
 use crate::recorder::{self, Recorder};
 
 /// Default buckets of duration histograms, in seconds: 5 ms to 30 s.
@@ -250,7 +257,34 @@ impl MetricsCollector for PrometheusMetrics {
 
 impl PrometheusMetrics {
     /// The series of a contract family; a failure is counted, never raised.
+    /// A series with a `source_url` is held for its source until released.
     fn resolve(&self, def: &'static MetricDef, values: &[&str]) -> Option<Series> {
+        if !is_per_source(def) {
+            return self.resolve_unheld(def, values).map(|(_, _, s)| s);
+        }
+        let mut held = self
+            .store
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (family, hash, series) = self.resolve_unheld(def, values)?;
+        let hold = held.entry(values[0].into()).or_default();
+        hold.handles += 1;
+        if !hold
+            .series
+            .iter()
+            .any(|(f, h)| *h == hash && Arc::ptr_eq(f, &family))
+        {
+            hold.series.push((family, hash));
+        }
+        Some(series)
+    }
+
+    fn resolve_unheld(
+        &self,
+        def: &'static MetricDef,
+        values: &[&str],
+    ) -> Option<(Arc<Family>, u64, Series)> {
         let shape = match (def.kind, def.unit) {
             (MetricKind::Counter, _) => Shape::Counter,
             (MetricKind::Gauge, _) => Shape::Gauge,
@@ -264,11 +298,13 @@ impl PrometheusMetrics {
             for (pair, (key, value)) in pairs.iter_mut().zip(def.labels.iter().zip(values)) {
                 *pair = (key, value);
             }
-            self.family(def.dotted, shape)
-                .and_then(|f| f.series(&pairs[..values.len()]))
+            self.family(def.dotted, shape).and_then(|f| {
+                let (hash, series) = f.series_hashed(&pairs[..values.len()])?;
+                Ok((f, hash, series))
+            })
         };
         match result {
-            Ok(series) => Some(series),
+            Ok(found) => Some(found),
             Err(reason) => {
                 self.count_error(reason);
                 None
@@ -308,6 +344,51 @@ impl Recorder for PrometheusMetrics {
     fn record_error(&self, error: RecordError) {
         self.count_error(error);
     }
+    fn drops_released(&self) -> bool {
+        true
+    }
+    /// Drops every series of the source (its `source_url` value) once all
+    /// their handles are released; other series are kept.
+    fn release(&self, family: &'static MetricDef, labels: &[&str]) {
+        if !is_per_source(family) || labels.len() != family.labels.len() {
+            return;
+        }
+        let mut held = self
+            .store
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(hold) = held.get_mut(labels[0]) else {
+            return;
+        };
+        hold.handles = hold.handles.saturating_sub(1);
+        if hold.handles > 0 {
+            return;
+        }
+        let source = labels[0];
+        if let Some(hold) = held.remove(source) {
+            for (family, hash) in hold.series {
+                family.remove(hash, source);
+            }
+        }
+        if held.capacity() > 64 && held.len() < held.capacity() / 4 {
+            held.shrink_to_fit();
+        }
+    }
+}
+
+/// Whether the family's series are per source (`source_url` first), held
+/// and released by source.
+fn is_per_source(def: &MetricDef) -> bool {
+    def.labels.first() == Some(&MetricLabels::SOURCE_URL)
+}
+
+/// The handles given out for one source's series, and those series.
+#[derive(Default)]
+struct Hold {
+    handles: usize,
+    /// Each series once: its family and hash.
+    series: Vec<(Arc<Family>, u64)>,
 }
 
 fn finite(v: f64) -> Result<(), RecordError> {
@@ -353,6 +434,9 @@ struct Store {
     by_exported: RwLock<HashMap<String, Arc<Family>>>,
     errors: [IntCounter; RecordError::ALL.len()],
     errors_desc: Desc,
+    /// Per `source_url` value: the handles of its series not yet released.
+    /// Held while a scrape collects, so it never sees part of a source.
+    held: Mutex<HashMap<Box<str>, Hold>>,
     /// The contract's families, announced to the registry so that a
     /// family of the same name registered by someone else is refused.
     contract_descs: Vec<Desc>,
@@ -386,6 +470,7 @@ impl Store {
             by_exported: Default::default(),
             errors,
             errors_desc,
+            held: Mutex::default(),
         }
     }
 
@@ -484,6 +569,11 @@ impl Series {
 impl Family {
     /// The series for these labels (in any key order), created on first use.
     pub(crate) fn series(&self, labels: Labels<'_>) -> Result<Series, RecordError> {
+        self.series_hashed(labels).map(|(_, series)| series)
+    }
+
+    /// The series for these labels and the hash of their values.
+    fn series_hashed(&self, labels: Labels<'_>) -> Result<(u64, Series), RecordError> {
         let order = self.value_order(labels)?;
         let values = || order.iter().map(|&i| labels[i].1);
         for value in values() {
@@ -504,17 +594,31 @@ impl Family {
             .get(&hash)
         {
             if let Some((_, series)) = bucket.iter().find(|(stored, _)| same(stored)) {
-                return Ok(series.clone());
+                return Ok((hash, series.clone()));
             }
         }
         let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
         let bucket = map.entry(hash).or_default();
         if let Some((_, series)) = bucket.iter().find(|(stored, _)| same(stored)) {
-            return Ok(series.clone());
+            return Ok((hash, series.clone()));
         }
         let series = self.new_series().ok_or(RecordError::InvalidName)?;
         bucket.push((values().map(str::to_owned).collect(), series.clone()));
-        Ok(series)
+        Ok((hash, series))
+    }
+
+    /// Drops the series of hash `hash` whose first label value is `first`.
+    fn remove(&self, hash: u64, first: &str) {
+        let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = map.get_mut(&hash) {
+            bucket.retain(|(values, _)| values.first().map(String::as_str) != Some(first));
+            if bucket.is_empty() {
+                map.remove(&hash);
+            }
+        }
+        if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+            map.shrink_to_fit();
+        }
     }
 
     /// Index into `labels` of each of the family's keys, in the family's
@@ -635,6 +739,8 @@ impl Collector for StoreCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let store = &self.0;
+        // No source's series are dropped while the families are read.
+        let _held = store.held.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<MetricFamily> = store
             .by_exported
             .read()
@@ -802,6 +908,50 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(sample(&text, r#"c_one_total{source_url="a"}"#), Some(1.0));
+    }
+
+    #[test]
+    fn a_source_is_dropped_when_every_handle_is_released() {
+        use crate::names::family;
+        let m = PrometheusMetrics::new();
+        let total = &family::CLIENT_REQUEST_TOTAL;
+        let failure = &family::CLIENT_REQUEST_FAILURE;
+        // Two holders of source "a" (two layers on one backend); only the
+        // first saw a timeout.
+        m.register_counter(total, &["a"]).increment(1);
+        m.register_counter(failure, &["a", "timeout"]).increment(1);
+        m.register_counter(total, &["a"]).increment(1);
+        m.register_counter(total, &["b"]).increment(5);
+        m.increment(VastMetrics::TRACKING_EVENT_SENT, 1, &[("event_type", "x")]);
+        m.release(total, &["a"]);
+        m.release(failure, &["a", "timeout"]);
+        // The second holder still holds "a": all of it is kept.
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, r#"vast_client_request_total{source_url="a"}"#),
+            Some(2.0)
+        );
+        assert!(text.contains(r#"error_type="timeout""#));
+        m.release(total, &["a"]);
+        let text = m.encode();
+        assert!(!text.contains(r#"source_url="a""#), "{text}");
+        assert_eq!(
+            sample(&text, r#"vast_client_request_total{source_url="b"}"#),
+            Some(5.0)
+        );
+        // Registered again: from zero. Unknown or extra releases do nothing.
+        m.register_counter(total, &["a"]).increment(1);
+        m.release(total, &["zzz"]);
+        m.release(&family::TRACKING_EVENT_SENT, &["x"]);
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, r#"vast_client_request_total{source_url="a"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"vast_tracking_event_sent_total{event_type="x"}"#),
+            Some(1.0)
+        );
     }
 
     #[test]

@@ -117,6 +117,38 @@ impl OutcomeSeries {
     pub(crate) fn label(&self) -> &str {
         &self.label
     }
+
+    /// Gives back every handle registered so far; nothing records through
+    /// them afterwards.
+    fn release(&self) {
+        let (r, f, label) = (&*self.recorder, self.families, &*self.label);
+        r.release(f.total, &[label]);
+        if let Some(active) = f.active {
+            r.release(active, &[label]);
+        }
+        for (index, slot) in self.outcomes.iter().enumerate() {
+            if slot.get().is_some() {
+                match outcome_of_index(index) {
+                    Outcome::Failure(e) => r.release(f.failure, &[label, e.as_str()]),
+                    outcome => r.release(f.success, &[label, outcome.result().as_str()]),
+                }
+            }
+        }
+        for (result, slot) in FetchResult::ALL.iter().zip(&self.durations) {
+            if slot.get().is_some() {
+                r.release(f.duration, &[label, result.as_str()]);
+            }
+        }
+    }
+}
+
+/// The outcome recorded at `index` (the inverse of [`outcome_index`]).
+fn outcome_of_index(index: usize) -> Outcome {
+    match index {
+        0 => Outcome::Ad,
+        1 => Outcome::NoAd,
+        i => Outcome::Failure(ErrorType::ALL[i - 2]),
+    }
 }
 
 impl Target for OutcomeSeries {
@@ -174,6 +206,15 @@ impl VastErrorSeries {
             })
             .increment(1);
     }
+
+    /// Gives back the handles registered so far.
+    fn release(&self, recorder: &dyn Recorder, source: &str) {
+        for (code, slot) in VastErrorCode::ALL.iter().zip(&self.codes) {
+            if slot.get().is_some() {
+                recorder.release(&family::VAST_ERRORS, &[source, code.as_str()]);
+            }
+        }
+    }
 }
 
 /// The client and parser families of one source.
@@ -194,6 +235,28 @@ impl ClientSeries {
             parsed: OnceLock::new(),
             parse_failed: Default::default(),
             parse_duration: OnceLock::new(),
+        }
+    }
+
+    /// Gives back every handle of this source to the recorder, once no
+    /// request holds it (the source expired): the backend may then drop
+    /// the source's series.
+    pub(crate) fn release(&self) {
+        let r = &*self.request.recorder;
+        let label = self.request.label();
+        self.request.release();
+        self.errors.release(r, label);
+        if self.parsed.get().is_some() {
+            r.release(&family::PARSER_XML_PARSED, &[label]);
+        }
+        let failed = [ErrorType::InvalidXml, ErrorType::EmptyBody];
+        for (error, slot) in failed.iter().zip(&self.parse_failed) {
+            if slot.get().is_some() {
+                r.release(&family::PARSER_XML_FAILED, &[label, error.as_str()]);
+            }
+        }
+        if self.parse_duration.get().is_some() {
+            r.release(&family::PARSER_PARSE_DURATION, &[label]);
         }
     }
 

@@ -59,6 +59,29 @@ pub trait Recorder: Send + Sync + 'static {
     fn is_enabled(&self) -> bool {
         true
     }
+    /// Gives back a handle got from a `register_*` call with the same
+    /// family and labels: the caller will not record through it again
+    /// (each registration is released at most once). Called when a layer
+    /// expires an idle source (see
+    /// [`VastMetricsLayer::source_idle_expiry`](crate::VastMetricsLayer::source_idle_expiry)).
+    ///
+    /// A backend may then drop the series, freeing its memory and removing
+    /// it from its output, once nothing holds a handle of it; a later
+    /// registration starts it again from zero (a counter reset).
+    /// [`PrometheusMetrics`](crate::PrometheusMetrics) drops the series of
+    /// one `source_url` value together, when every handle of every series
+    /// with that value has been released. Defaults to nothing: the series
+    /// are kept.
+    fn release(&self, family: &'static MetricDef, labels: &[&str]) {
+        let _ = (family, labels);
+    }
+    /// Whether [`release`](Recorder::release) drops series. Layers expire
+    /// idle sources only with a backend that does: with one that keeps
+    /// every series, the source cap stays the bound on how many it holds.
+    /// Defaults to `false`.
+    fn drops_released(&self) -> bool {
+        false
+    }
 }
 
 /// A backend that records: with it, [`VastMetricsLayer`](crate::VastMetricsLayer)
@@ -86,6 +109,12 @@ impl<R: Recorder + ?Sized> Recorder for Arc<R> {
     }
     fn is_enabled(&self) -> bool {
         (**self).is_enabled()
+    }
+    fn release(&self, family: &'static MetricDef, labels: &[&str]) {
+        (**self).release(family, labels)
+    }
+    fn drops_released(&self) -> bool {
+        (**self).drops_released()
     }
 }
 

@@ -26,6 +26,17 @@
 //! With a secret key (see [`SourceHasher::keyed`]) nobody can hash a list of
 //! known ad-server URLs to tell which one a label stands for.
 //!
+//! # Idle sources expire
+//!
+//! A layer forgets a source (a hash label or a [`SourceLabel`]) idle for
+//! longer than its idle expiry ([`DEFAULT_SOURCE_IDLE_EXPIRY`], see
+//! [`VastMetricsLayer::source_idle_expiry`](crate::VastMetricsLayer::source_idle_expiry)):
+//! its slot under the cap is freed, and its series are released to the
+//! backend, which drops them. A source with a request in flight never
+//! expires; aliases, the layer's fixed name and `other` never do. A source
+//! seen again after it expired starts from zero: Prometheus sees a counter
+//! reset, which `rate()` and `increase()` handle.
+//!
 //! # Example
 //!
 //! ```
@@ -40,8 +51,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
 
 use http::Uri;
 use siphasher::sip::SipHasher24;
@@ -49,6 +61,11 @@ use siphasher::sip::SipHasher24;
 /// Default cap on distinct source labels per layer: 256. Past it, new
 /// sources are recorded as [`OTHER_SOURCE`].
 pub const DEFAULT_MAX_SOURCES: usize = 256;
+
+/// Default idle expiry of a source: 10 minutes. A source without requests
+/// for that long (none in flight) is forgotten, freeing its slot under the
+/// cap and its series.
+pub const DEFAULT_SOURCE_IDLE_EXPIRY: Duration = Duration::from_secs(600);
 
 /// Label of sources past the cap, and of requests without a host.
 pub const OTHER_SOURCE: &str = "other";
@@ -247,6 +264,9 @@ pub(crate) struct SourceConfig {
     pub(crate) fixed: Option<Cow<'static, str>>,
     /// An aliased URL (with a host), and its alias.
     pub(crate) aliases: Vec<(Uri, Cow<'static, str>)>,
+    /// How long a source may stay idle before it expires; `None`: never.
+    /// Applies to resolvers made [`SourceResolver::expiring`] only.
+    pub(crate) idle_expiry: Option<Duration>,
 }
 
 impl SourceConfig {
@@ -256,6 +276,7 @@ impl SourceConfig {
             max,
             fixed: None,
             aliases: Vec::new(),
+            idle_expiry: Some(DEFAULT_SOURCE_IDLE_EXPIRY),
         }
     }
 
@@ -274,6 +295,74 @@ impl SourceConfig {
 struct Entry<T> {
     label: Box<str>,
     value: OnceLock<Arc<T>>,
+    /// Counts against the cap and may expire (all but aliases).
+    counted: bool,
+    /// When last used, in [`Expiry`] milliseconds; updated at most once
+    /// per tick.
+    used: AtomicU64,
+}
+
+/// Handles of an expired source, given back by the resolver's owner.
+type Release<T> = Box<dyn Fn(&T) + Send + Sync>;
+
+/// Idle expiry of a resolver's sources, on a coarse clock: milliseconds
+/// since the resolver was made, read with `quanta` (no system call).
+struct Expiry<T> {
+    epoch: quanta::Instant,
+    /// Idle time after which a source expires, in milliseconds.
+    after: u64,
+    /// Granularity: `used` is stored at most once per tick per entry, and
+    /// sources arriving sweep at most once per tick.
+    tick: u64,
+    /// When the table was last swept.
+    swept: AtomicU64,
+    release: Release<T>,
+}
+
+impl<T> Expiry<T> {
+    fn new(after: Duration, release: Release<T>) -> Self {
+        let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        Expiry {
+            epoch: quanta::Instant::now(),
+            after,
+            tick: (after / 8).clamp(1, 1000),
+            swept: AtomicU64::new(0),
+            release,
+        }
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        let elapsed = quanta::Instant::now().duration_since(self.epoch);
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records a use: one relaxed store at most once per tick; `true` when
+    /// it stored.
+    #[inline]
+    fn touch(&self, used: &AtomicU64, now: u64) -> bool {
+        let stale = now.saturating_sub(used.load(Ordering::Relaxed)) >= self.tick;
+        if stale {
+            used.store(now, Ordering::Relaxed);
+        }
+        stale
+    }
+
+    /// Whether an entry last stored `used` has surely been idle for
+    /// `after` (its last use was at most a tick past `used`).
+    fn idle(&self, used: u64, now: u64) -> bool {
+        now.saturating_sub(used) > self.after.saturating_add(self.tick)
+    }
+
+    /// Claims a sweep if none ran for `every` milliseconds.
+    fn claim(&self, now: u64, every: u64) -> bool {
+        let last = self.swept.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= every
+            && self
+                .swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 /// Names the source of each request and holds its handles: precedence
@@ -281,14 +370,22 @@ struct Entry<T> {
 /// normalisation and keyed hashing ([`SourceHasher`]), the cap and its
 /// overflow, in one table keyed by hash. Serves tracking event types too
 /// (by name).
+///
+/// Made [`expiring`](Self::expiring), it forgets sources idle past the
+/// configured expiry whose handles no request holds: when a new source
+/// arrives (at most once per tick), and from a known source's request at
+/// most once per expiry period.
 pub(crate) struct SourceResolver<T> {
     config: SourceConfig,
-    table: RwLock<HashMap<u64, Entry<T>, BuildHasherDefault<PassThrough>>>,
+    table: RwLock<Table<T>>,
     /// Entries that count against the cap (all but aliases).
     counted: AtomicUsize,
     fixed: OnceLock<Arc<T>>,
     other: OnceLock<Arc<T>>,
+    expiry: Option<Expiry<T>>,
 }
+
+type Table<T> = HashMap<u64, Entry<T>, BuildHasherDefault<PassThrough>>;
 
 impl<T> SourceResolver<T> {
     pub(crate) fn new(config: SourceConfig) -> Self {
@@ -299,6 +396,8 @@ impl<T> SourceResolver<T> {
                 let entry = Entry {
                     label: alias.as_ref().into(),
                     value: OnceLock::new(),
+                    counted: false,
+                    used: AtomicU64::new(0),
                 };
                 Some((config.hasher.hash_uri(uri)?, entry))
             })
@@ -309,7 +408,18 @@ impl<T> SourceResolver<T> {
             counted: AtomicUsize::new(0),
             fixed: OnceLock::new(),
             other: OnceLock::new(),
+            expiry: None,
         }
+    }
+
+    /// Expires idle sources as configured, giving each expired source's
+    /// handles to `release` (which tells the backend it may drop them).
+    pub(crate) fn expiring(mut self, release: impl Fn(&T) + Send + Sync + 'static) -> Self {
+        self.expiry = self
+            .config
+            .idle_expiry
+            .map(|after| Expiry::new(after, Box::new(release)));
+        self
     }
 
     /// The handles of a request's source, made by `make` from its label
@@ -355,15 +465,35 @@ impl<T> SourceResolver<T> {
         // A name is compared in full: two names never share handles, even
         // when their 64-bit hashes collide (the second is then `other`).
         let matches = |e: &Entry<T>| name.is_none_or(|n| *e.label == *n);
+        let now = self.expiry.as_ref().map_or(0, Expiry::now);
         {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = table.get(&hash) {
                 if matches(entry) {
-                    return entry
+                    let found = entry
                         .value
                         .get_or_init(|| Arc::new(make(&entry.label)))
                         .clone();
+                    if let Some(expiry) = &self.expiry {
+                        // Rarely (at most once per expiry period, from a
+                        // request that moved its source's clock): forget
+                        // idle sources without waiting for a new one.
+                        if expiry.touch(&entry.used, now)
+                            && expiry.claim(now, expiry.after.max(1000))
+                        {
+                            drop(table);
+                            self.sweep(now);
+                        }
+                    }
+                    return found;
                 }
+            }
+        }
+        // A new source (or a colliding name): sweep first, at most once per
+        // tick, so that expired sources free their slots.
+        if let Some(expiry) = &self.expiry {
+            if expiry.claim(now, expiry.tick) {
+                self.sweep(now);
             }
         }
         if self.counted.load(Ordering::Relaxed) >= self.config.max {
@@ -392,13 +522,60 @@ impl<T> SourceResolver<T> {
                 e.insert(Entry {
                     label,
                     value: OnceLock::new(),
+                    counted: true,
+                    used: AtomicU64::new(now),
                 })
             }
         };
+        if let Some(expiry) = &self.expiry {
+            expiry.touch(&entry.used, now);
+        }
         entry
             .value
             .get_or_init(|| Arc::new(make(&entry.label)))
             .clone()
+    }
+
+    /// Forgets the sources idle past the expiry that no request holds, and
+    /// releases their handles (after the table is unlocked: a source seen
+    /// again meanwhile gets new handles, and the backend keeps a series
+    /// while any handle of its source is held).
+    #[cold]
+    fn sweep(&self, now: u64) {
+        let Some(expiry) = &self.expiry else {
+            return;
+        };
+        let mut expired = Vec::new();
+        {
+            let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+            // Under the write lock nobody can clone a handle: a count of
+            // one is the table's own, so no request is in flight. A source
+            // in flight counts as used now: its idle time starts again.
+            let idle = |e: &Entry<T>| {
+                if e.value.get().is_some_and(|v| Arc::strong_count(v) > 1) {
+                    e.used.store(now, Ordering::Relaxed);
+                    return false;
+                }
+                e.counted && expiry.idle(e.used.load(Ordering::Relaxed), now)
+            };
+            let keys: Vec<u64> = table
+                .iter()
+                .filter(|(_, e)| idle(e))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in keys {
+                if let Some(entry) = table.remove(&key) {
+                    self.counted.fetch_sub(1, Ordering::Relaxed);
+                    expired.extend(entry.value.into_inner());
+                }
+            }
+            if table.capacity() > 64 && table.len() < table.capacity() / 4 {
+                table.shrink_to_fit();
+            }
+        }
+        for handles in expired {
+            (expiry.release)(&handles);
+        }
     }
 
     fn other(&self, make: impl FnOnce(&str) -> T) -> Arc<T> {
@@ -513,5 +690,42 @@ mod tests {
         assert_eq!(overflows.get(), 2);
         assert_eq!(*resolve("http://alias.example/vast", None), "aliased");
         assert_eq!(*resolve("/no-host", None), "other");
+    }
+
+    #[test]
+    fn idle_sources_expire_unless_held() {
+        let mut config = SourceConfig::new(2);
+        config.idle_expiry = Some(Duration::from_millis(10));
+        config
+            .alias("http://alias.example/", "aliased".into())
+            .unwrap();
+        let released = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let r = SourceResolver::<String>::new(config).expiring({
+            let released = released.clone();
+            move |label: &String| released.lock().unwrap().push(label.clone())
+        });
+        let resolve = |url: &str| r.resolve(None, &uri(url), str::to_owned, || ());
+        let held = resolve("http://a.example/");
+        resolve("http://alias.example/");
+        let named = r.by_name("named", str::to_owned, || ());
+        drop(named);
+        assert_eq!(*resolve("http://b.example/"), "other");
+        std::thread::sleep(Duration::from_millis(50));
+        // "named" expires (idle, not held) and frees a slot; "a" is held.
+        let c = resolve("http://c.example/");
+        assert_eq!(
+            *c,
+            label_of_hash(SourceHasher::default().hash_normalised("http://c.example/"))
+        );
+        assert_eq!(*released.lock().unwrap(), ["named"]);
+        assert_eq!(*resolve("http://d.example/"), "other");
+        drop((held, c));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_ne!(*resolve("http://d.example/"), "other");
+        let mut released = released.lock().unwrap().clone();
+        released.sort();
+        assert_eq!(released.len(), 3);
+        assert!(released.contains(&"named".to_owned()));
+        assert_eq!(*resolve("http://alias.example/"), "aliased");
     }
 }

@@ -2,6 +2,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tower_layer::Layer;
 
@@ -143,10 +144,43 @@ impl<R> VastMetricsLayer<R> {
     }
 
     /// Caps distinct source labels; past it, sources are labelled `other`
-    /// and counted in `vast_metrics_errors_total{reason="source_label_overflow"}`.
-    /// Defaults to [`DEFAULT_MAX_SOURCES`].
+    /// and counted in `vast_metrics_errors_total{reason="source_label_overflow"}`,
+    /// until idle sources expire and free their slots (see
+    /// [`source_idle_expiry`](Self::source_idle_expiry)). Defaults to
+    /// [`DEFAULT_MAX_SOURCES`].
     pub fn max_sources(self, max: usize) -> Self {
         self.configure(|c| c.sources.max = max)
+    }
+
+    /// Forgets a source (a hash label or a [`SourceLabel`]) after it has
+    /// been idle for `idle`: no request started, none in flight. Its slot
+    /// under [`max_sources`](Self::max_sources) is freed, so new sources get
+    /// labels again instead of `other`, and its series are released to the
+    /// backend, which may drop them ([`PrometheusMetrics`] does: they leave
+    /// the exposition and their memory is freed). Aliases, the
+    /// [`source_name`](Self::source_name) and `other` never expire.
+    ///
+    /// A source seen again after it expired starts from zero: Prometheus
+    /// sees a counter reset (which `rate()` and `increase()` handle) and
+    /// its gauge and histograms start over. Idleness is measured on a
+    /// coarse clock: a source expires between `idle` and `idle` plus an
+    /// eighth of it (at most 1 s more), when a new source arrives or a
+    /// request is made after that.
+    ///
+    /// Counts recorded after the last scrape before a source expires are
+    /// not seen: keep the expiry well above the scrape interval and the
+    /// request timeout. Only backends that drop released series
+    /// ([`Recorder::drops_released`], as [`PrometheusMetrics`] does) let
+    /// sources expire; with others the cap stays the bound on their series.
+    ///
+    /// Defaults to [`DEFAULT_SOURCE_IDLE_EXPIRY`](crate::source::DEFAULT_SOURCE_IDLE_EXPIRY) (10 minutes);
+    /// [`Duration::MAX`] turns expiry off (sources are then kept for the
+    /// life of the layer, and past the cap new ones are `other`).
+    ///
+    /// [`SourceLabel`]: crate::source::SourceLabel
+    /// [`PrometheusMetrics`]: crate::PrometheusMetrics
+    pub fn source_idle_expiry(self, idle: Duration) -> Self {
+        self.configure(|c| c.sources.idle_expiry = (idle != Duration::MAX).then_some(idle))
     }
 
     /// Whether 2xx bodies are inspected as VAST. Defaults to `true`; when

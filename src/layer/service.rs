@@ -28,9 +28,15 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new(recorder: Arc<dyn Recorder>, config: &Config) -> Self {
+        let mut sources = SourceResolver::new(config.sources.clone());
+        // Expiring a source frees its slot under the cap: only worth it
+        // (and only bounded) when the backend drops the released series.
+        if recorder.drops_released() {
+            sources = sources.expiring(ClientSeries::release);
+        }
         State {
             recorder,
-            sources: SourceResolver::new(config.sources.clone()),
+            sources,
             latency: config.latency,
             inspect_limit: config.inspect.then_some(config.inspect_limit),
             classify: config.classify,

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use prometheus::core::{Collector, Desc, Metric};
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::collector::{Labels, MetricsCollector};
@@ -203,7 +203,8 @@ impl PrometheusMetrics {
         Ok(())
     }
 
-    /// Moves a gauge by `delta`.
+    /// Moves a gauge by `delta`. The contract's gauges (active requests,
+    /// sources) count things: they take whole deltas only.
     pub fn try_gauge(
         &self,
         metric: &str,
@@ -212,8 +213,11 @@ impl PrometheusMetrics {
     ) -> Result<(), RecordError> {
         finite(delta)?;
         let series = self.family(metric, Shape::Gauge)?.series(labels)?;
-        if delta != 0.0 {
-            series.gauge().add(delta);
+        match series {
+            _ if delta == 0.0 => {}
+            Series::IntGauge(g) if delta.fract() == 0.0 => g.add(delta as i64),
+            Series::IntGauge(_) => return Err(RecordError::InvalidValue),
+            series => series.gauge().add(delta),
         }
         Ok(())
     }
@@ -327,8 +331,9 @@ impl Recorder for PrometheusMetrics {
     }
     fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Gauge {
         self.resolve(family, labels)
-            .map_or_else(recorder::Gauge::noop, |s| {
-                recorder::Gauge::prometheus(s.gauge())
+            .map_or_else(recorder::Gauge::noop, |s| match s {
+                Series::IntGauge(g) => recorder::Gauge::prometheus_int(g),
+                s => recorder::Gauge::prometheus(s.gauge()),
             })
     }
     fn register_histogram(
@@ -507,6 +512,7 @@ impl Store {
                     help,
                     shape,
                     buckets,
+                    integer: shape == Shape::Gauge && names::lookup(dotted).is_some(),
                     label_keys: RwLock::new(None),
                     series: RwLock::new(HashMap::new()),
                 });
@@ -527,6 +533,8 @@ pub(crate) struct Family {
     help: String,
     shape: Shape,
     buckets: Vec<f64>,
+    /// A gauge of the contract: integer values.
+    integer: bool,
     /// Fixed by the first call that records into the family.
     label_keys: RwLock<Option<Box<[String]>>>,
     /// Series by a hash of their label values; the values are compared in
@@ -542,6 +550,8 @@ type LabelledSeries = (Box<[String]>, Series);
 pub(crate) enum Series {
     Counter(IntCounter),
     Gauge(Gauge),
+    /// The contract's gauges count things: an integer is one atomic add.
+    IntGauge(IntGauge),
     Histogram(Histogram),
 }
 
@@ -665,6 +675,9 @@ impl Family {
             Shape::Counter => {
                 Series::Counter(IntCounter::with_opts(Opts::new(&self.name, &self.help)).ok()?)
             }
+            Shape::Gauge if self.integer => {
+                Series::IntGauge(IntGauge::with_opts(Opts::new(&self.name, &self.help)).ok()?)
+            }
             Shape::Gauge => {
                 Series::Gauge(Gauge::with_opts(Opts::new(&self.name, &self.help)).ok()?)
             }
@@ -694,6 +707,7 @@ impl Family {
             let mut metric = match series {
                 Series::Counter(c) => c.metric(),
                 Series::Gauge(g) => g.metric(),
+                Series::IntGauge(g) => g.metric(),
                 Series::Histogram(h) => h.metric(),
             };
             metric.set_label(
@@ -836,6 +850,27 @@ mod tests {
             ),
             Some(2.0)
         );
+    }
+
+    #[test]
+    fn contract_gauges_count_whole_numbers() {
+        let m = PrometheusMetrics::new();
+        let labels = &[("fetch_strategy", "race")][..];
+        m.gauge(VastMetrics::MULTI_SOURCE_ACTIVE_REQUESTS, 2.0, labels);
+        assert_eq!(
+            m.try_gauge(VastMetrics::MULTI_SOURCE_ACTIVE_REQUESTS, 0.5, labels),
+            Err(RecordError::InvalidValue)
+        );
+        m.gauge("app.load", 0.5, &[]);
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                r#"vast_multi_source_active_requests{fetch_strategy="race"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(sample(&text, "app_load"), Some(0.5));
     }
 
     #[test]

@@ -183,6 +183,7 @@ enum GaugeInner {
     #[default]
     Noop,
     Prometheus(prometheus::Gauge),
+    PrometheusInt(prometheus::IntGauge),
     Custom(Arc<dyn GaugeFn>),
 }
 
@@ -201,12 +202,18 @@ impl Gauge {
         Gauge(GaugeInner::Prometheus(g))
     }
 
+    pub(crate) fn prometheus_int(g: prometheus::IntGauge) -> Self {
+        Gauge(GaugeInner::PrometheusInt(g))
+    }
+
     /// Moves the gauge by `delta`.
     #[inline]
     pub fn add(&self, delta: f64) {
         match &self.0 {
             GaugeInner::Noop => {}
             GaugeInner::Prometheus(g) => g.add(delta),
+            // The contract's gauges move by whole counts.
+            GaugeInner::PrometheusInt(g) => g.add(delta as i64),
             GaugeInner::Custom(f) => f.add(delta),
         }
     }

@@ -57,6 +57,39 @@ pub struct MetricDef {
     pub buckets: &'static [f64],
 }
 
+/// Most label keys a contract family has.
+const MAX_LABELS: usize = 4;
+
+/// A family's label pairs, in its key order: what the by-name APIs take.
+pub(crate) struct LabelPairs<'a> {
+    pairs: [(&'static str, &'a str); MAX_LABELS],
+    len: usize,
+}
+
+impl<'a> LabelPairs<'a> {
+    pub(crate) fn as_slice(&self) -> &[(&'static str, &'a str)] {
+        &self.pairs[..self.len]
+    }
+}
+
+impl MetricDef {
+    /// `values` paired with the family's label keys; `None` when their
+    /// number differs from the keys'.
+    pub(crate) fn label_pairs<'a, V: AsRef<str>>(&self, values: &'a [V]) -> Option<LabelPairs<'a>> {
+        if values.len() != self.labels.len() || values.len() > MAX_LABELS {
+            return None;
+        }
+        let mut pairs = [("", ""); MAX_LABELS];
+        for (pair, (key, value)) in pairs.iter_mut().zip(self.labels.iter().zip(values)) {
+            *pair = (key, value.as_ref());
+        }
+        Some(LabelPairs {
+            pairs,
+            len: values.len(),
+        })
+    }
+}
+
 /// Writes the contract once: the `VastMetrics` constants, the `MetricDef`
 /// of each family (in [`family`]) and `VastMetrics::ALL`.
 macro_rules! contract {

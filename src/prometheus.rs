@@ -295,17 +295,12 @@ impl PrometheusMetrics {
             (MetricKind::Histogram, Unit::Seconds) => Shape::Timing,
             (MetricKind::Histogram, Unit::Count) => Shape::Histogram,
         };
-        let result = if values.len() != def.labels.len() || values.len() > MAX_LABELS {
-            Err(RecordError::LabelMismatch)
-        } else {
-            let mut pairs = [("", ""); MAX_LABELS];
-            for (pair, (key, value)) in pairs.iter_mut().zip(def.labels.iter().zip(values)) {
-                *pair = (key, value);
-            }
-            self.family(def.dotted, shape).and_then(|f| {
-                let (hash, series) = f.series_hashed(&pairs[..values.len()])?;
+        let result = match def.label_pairs(values) {
+            None => Err(RecordError::LabelMismatch),
+            Some(pairs) => self.family(def.dotted, shape).and_then(|f| {
+                let (hash, series) = f.series_hashed(pairs.as_slice())?;
                 Ok((f, hash, series))
-            })
+            }),
         };
         match result {
             Ok(found) => Some(found),
@@ -316,9 +311,6 @@ impl PrometheusMetrics {
         }
     }
 }
-
-/// Contract families have at most this many labels.
-const MAX_LABELS: usize = 4;
 
 impl recorder::Recording for PrometheusMetrics {}
 

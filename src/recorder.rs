@@ -323,9 +323,6 @@ impl<C> ByName<C> {
     }
 }
 
-/// Families have at most this many labels.
-const MAX_LABELS: usize = 4;
-
 /// One series of a [`ByName`] recorder: its name and label pairs.
 struct ByNameSeries<C> {
     collector: C,
@@ -338,15 +335,10 @@ impl<C: MetricsCollector> ByNameSeries<C> {
     /// Calls the collector with the series' labels; a panic is caught and
     /// counted.
     fn call(&self, record: impl FnOnce(&C, &str, &[(&str, &str)])) {
-        let mut pairs = [("", ""); MAX_LABELS];
-        let n = self.values.len().min(MAX_LABELS);
-        for (pair, (key, value)) in pairs
-            .iter_mut()
-            .zip(self.family.labels.iter().zip(self.values.iter()))
-        {
-            *pair = (key, value);
-        }
-        let call = AssertUnwindSafe(|| record(&self.collector, self.family.dotted, &pairs[..n]));
+        // Made from the family's own keys: the values always match them.
+        let pairs = self.family.label_pairs(&self.values);
+        let labels = pairs.as_ref().map_or(&[][..], |p| p.as_slice());
+        let call = AssertUnwindSafe(|| record(&self.collector, self.family.dotted, labels));
         if catch_unwind(call).is_err() {
             self.panics.fetch_add(1, Ordering::Relaxed);
         }

@@ -331,9 +331,10 @@ impl<T> Expiry<T> {
         }
     }
 
+    /// Milliseconds from the epoch to `at`.
     #[inline]
-    fn now(&self) -> u64 {
-        let elapsed = quanta::Instant::now().duration_since(self.epoch);
+    fn ms(&self, at: quanta::Instant) -> u64 {
+        let elapsed = at.duration_since(self.epoch);
         u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -424,22 +425,25 @@ impl<T> SourceResolver<T> {
 
     /// The handles of a request's source, made by `make` from its label
     /// the first time; `overflow` is called for each source past the cap.
+    /// `at` is the request's start: the clock read the idle expiry uses.
     #[inline]
     pub(crate) fn resolve(
         &self,
         label: Option<&SourceLabel>,
         url: &dyn UrlHash,
+        at: quanta::Instant,
         make: impl FnOnce(&str) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         if let Some(label) = label {
-            return self.by_name(label.as_str(), make, overflow);
+            let hash = self.config.hasher.hash_name(label.as_str());
+            return self.lookup(hash, Some(label.as_str()), Some(at), make, overflow);
         }
         if let Some(fixed) = &self.config.fixed {
             return self.fixed.get_or_init(|| Arc::new(make(fixed))).clone();
         }
         match url.hash_with(&self.config.hasher) {
-            Some(hash) => self.lookup(hash, None, make, overflow),
+            Some(hash) => self.lookup(hash, None, Some(at), make, overflow),
             None => self.other(make),
         }
     }
@@ -452,20 +456,23 @@ impl<T> SourceResolver<T> {
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         let hash = self.config.hasher.hash_name(name);
-        self.lookup(hash, Some(name), make, overflow)
+        self.lookup(hash, Some(name), None, make, overflow)
     }
 
     fn lookup(
         &self,
         hash: u64,
         name: Option<&str>,
+        at: Option<quanta::Instant>,
         make: impl FnOnce(&str) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         // A name is compared in full: two names never share handles, even
         // when their 64-bit hashes collide (the second is then `other`).
         let matches = |e: &Entry<T>| name.is_none_or(|n| *e.label == *n);
-        let now = self.expiry.as_ref().map_or(0, Expiry::now);
+        let now = self.expiry.as_ref().map_or(0, |expiry| {
+            expiry.ms(at.unwrap_or_else(quanta::Instant::now))
+        });
         {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = table.get(&hash) {
@@ -668,9 +675,13 @@ mod tests {
         let r = SourceResolver::<String>::new(config);
         let overflows = std::cell::Cell::new(0);
         let resolve = |url: &str, label: Option<SourceLabel>| {
-            r.resolve(label.as_ref(), &uri(url), str::to_owned, || {
-                overflows.set(overflows.get() + 1)
-            })
+            r.resolve(
+                label.as_ref(),
+                &uri(url),
+                quanta::Instant::now(),
+                str::to_owned,
+                || overflows.set(overflows.get() + 1),
+            )
         };
         assert_eq!(*resolve("http://alias.example/vast?cb=2", None), "aliased");
         assert_eq!(
@@ -704,7 +715,15 @@ mod tests {
             let released = released.clone();
             move |label: &String| released.lock().unwrap().push(label.clone())
         });
-        let resolve = |url: &str| r.resolve(None, &uri(url), str::to_owned, || ());
+        let resolve = |url: &str| {
+            r.resolve(
+                None,
+                &uri(url),
+                quanta::Instant::now(),
+                str::to_owned,
+                || (),
+            )
+        };
         let held = resolve("http://a.example/");
         resolve("http://alias.example/");
         let named = r.by_name("named", str::to_owned, || ());

@@ -137,33 +137,21 @@ fn finish(
     inspector: &mut Option<Inspector>,
     slot: &Option<VerdictSlot>,
 ) {
-    let Some(mut in_flight) = in_flight.take() else {
+    let Some(in_flight) = in_flight.take() else {
         return;
     };
     // The clock stops before parsing: latency is the network's. The same
     // reading starts the parse timer.
     let now = Instant::now();
-    let elapsed = in_flight.elapsed_at(now);
-    let inspection = match inspector.take() {
-        Some(inspector) if inspector.encoding == Encoding::Unsupported => {
+    let verdict = inspector.take().and_then(|inspector| {
+        if inspector.encoding == Encoding::Unsupported {
             if let Some(target) = in_flight.target() {
                 target.record_error(RecordError::UnsupportedEncoding);
             }
-            None
         }
-        Some(inspector) => inspector.inspect(now),
-        None => None,
-    };
-    match inspection {
-        Some((verdict, took)) => {
-            if let Some(slot) = slot {
-                let _ = slot.0.set((verdict, took));
-            }
-            in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
-        }
-        // Not inspected, or past the cap: the HTTP verdict.
-        None => in_flight.finish_after(Outcome::Ad, elapsed, None),
-    }
+        inspector.peek()
+    });
+    end(in_flight, verdict, now, slot);
 }
 
 /// On a drop before the end: ends the request by its verdict when the bytes
@@ -173,11 +161,35 @@ fn finish_if_complete(
     inspector: &mut Option<Inspector>,
     slot: &Option<VerdictSlot>,
 ) {
-    let complete = inspector.as_ref().is_some_and(|i| {
-        i.encoding != Encoding::Unsupported && i.peek().is_some_and(VastVerdict::is_vast)
-    });
-    if complete {
-        finish(in_flight, inspector, slot);
+    let now = Instant::now();
+    match inspector.as_ref().and_then(Inspector::peek) {
+        Some(verdict) if verdict.is_vast() => {
+            if let Some(in_flight) = in_flight.take() {
+                end(in_flight, Some(verdict), now, slot);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Ends the request with the verdict read at `now` (`None`: not inspected,
+/// or past the cap: the HTTP verdict).
+fn end(
+    mut in_flight: InFlight<ClientSeries>,
+    verdict: Option<VastVerdict>,
+    now: Instant,
+    slot: &Option<VerdictSlot>,
+) {
+    let elapsed = in_flight.elapsed_at(now);
+    match verdict {
+        Some(verdict) => {
+            let took = now.elapsed();
+            if let Some(slot) = slot {
+                let _ = slot.0.set((verdict, took));
+            }
+            in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
+        }
+        None => in_flight.finish_after(Outcome::Ad, elapsed, None),
     }
 }
 
@@ -267,12 +279,6 @@ impl Inspector {
             }
             Encoding::Unsupported => None,
         }
-    }
-
-    /// The verdict and how long it took; `None` past the cap.
-    fn inspect(self, start: Instant) -> Option<(VastVerdict, std::time::Duration)> {
-        let verdict = self.peek()?;
-        Some((verdict, start.elapsed()))
     }
 }
 

@@ -23,10 +23,21 @@ impl<T: Target> InFlight<T> {
     /// Starts a request on `target`.
     #[inline]
     pub(crate) fn begin(target: Arc<T>, latency: Latency, deadline: Option<Deadline>) -> Self {
+        Self::begin_at(target, Instant::now(), latency, deadline)
+    }
+
+    /// Starts a request on `target` whose clock started at `start`.
+    #[inline]
+    pub(crate) fn begin_at(
+        target: Arc<T>,
+        start: Instant,
+        latency: Latency,
+        deadline: Option<Deadline>,
+    ) -> Self {
         target.start();
         InFlight {
             target: Some(target),
-            start: Instant::now(),
+            start,
             latency,
             to_headers: None,
             deadline,

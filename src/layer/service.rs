@@ -50,14 +50,17 @@ impl State {
         url: &dyn UrlHash,
         extensions: Option<&Extensions>,
     ) -> InFlight<ClientSeries> {
+        // One clock read: the request's start, and its source's last use.
+        let start = quanta::Instant::now();
         let source = self.sources.resolve(
             extensions.and_then(|e| e.get::<SourceLabel>()),
             url,
+            start,
             |label| ClientSeries::new(self.recorder.clone(), label),
             || self.recorder.record_error(RecordError::SourceLabelOverflow),
         );
         let deadline = extensions.and_then(|e| e.get::<Deadline>()).copied();
-        InFlight::begin(source, self.latency, deadline)
+        InFlight::begin_at(source, start, self.latency, deadline)
     }
 }
 

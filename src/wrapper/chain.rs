@@ -15,7 +15,7 @@ use tower_service::Service;
 use super::{ChainReport, ChainResult, Hop};
 use crate::classify::{classify_error, Deadline, ErrorType, Outcome};
 use crate::layer::{decoded, inspect_whole, Encoding, VerdictSlot};
-use crate::record::ChainSeries;
+use crate::record::{timed, ChainSeries};
 use crate::recorder::{Histogram, RecordError, Recorder};
 use crate::source::{SourceConfig, SourceLabel, SourceResolver};
 use crate::vast::{wrapper_target, VastVerdict, WrapperTarget, DEFAULT_INSPECT_LIMIT};
@@ -88,12 +88,11 @@ where
             Some(verdict)
         }
         None => {
-            let start = quanta::Instant::now();
-            let verdict = inspect_whole(&fetched.body, fetched.decode_as, DEFAULT_INSPECT_LIMIT);
-            if let Some(parse) = parse {
-                parse.record(start.elapsed().as_secs_f64());
+            let inspect = || inspect_whole(&fetched.body, fetched.decode_as, DEFAULT_INSPECT_LIMIT);
+            match parse {
+                Some(parse) => timed(parse, inspect),
+                None => inspect(),
             }
-            verdict
         }
     };
     // Not inspected (an encoding the crate cannot read): the HTTP verdict.
@@ -130,6 +129,7 @@ impl WrapperRecorder {
         self.chains.resolve(
             label,
             uri,
+            quanta::Instant::now(),
             |label| ChainSeries::new(self.recorder.clone(), label),
             || self.recorder.record_error(RecordError::SourceLabelOverflow),
         )
@@ -237,31 +237,21 @@ where
         let fetched = match fetch_vast(svc, req, None).await {
             Ok(fetched) => fetched,
             Err(error) => {
-                let error = classify_error(&error);
-                guard.hops.push(hop(Outcome::Failure(error)));
-                let result = match error {
-                    ErrorType::Timeout => ChainResult::Timeout,
-                    _ => ChainResult::Error,
-                };
-                return (result, last);
+                let failed = Outcome::Failure(classify_error(&error));
+                guard.hops.push(hop(failed));
+                return (ChainResult::of_answer(failed), last);
             }
         };
         guard.hops.push(hop(fetched.outcome));
         seen.push(std::mem::take(&mut target.uri));
-        let result = match fetched.outcome {
-            Outcome::Failure(ErrorType::Timeout) => ChainResult::Timeout,
-            Outcome::Failure(ErrorType::InvalidXml) => ChainResult::InvalidXml,
-            Outcome::Failure(_) => ChainResult::Error,
-            Outcome::NoAd => ChainResult::NoAd,
-            Outcome::Ad => match fetched.next_wrapper() {
-                None => ChainResult::Success,
-                Some(_) if !target.follow_additional_wrappers => ChainResult::DepthExceeded,
-                Some(next) => {
-                    target = next;
-                    last = Some(fetched);
-                    continue;
-                }
-            },
+        let result = match fetched.next_wrapper() {
+            Some(_) if !target.follow_additional_wrappers => ChainResult::DepthExceeded,
+            Some(next) => {
+                target = next;
+                last = Some(fetched);
+                continue;
+            }
+            None => ChainResult::of_answer(fetched.outcome),
         };
         return (result, Some(fetched));
     }

@@ -76,7 +76,7 @@ use std::time::Duration;
 pub(crate) use self::chain::{fetch_vast, follow, ChainGuard, Fetched, WrapperRecorder};
 pub use self::service::{ResolveFuture, WrapperResolver, WrapperResolverLayer};
 
-use crate::classify::{Outcome, VastErrorCode};
+use crate::classify::{ErrorType, Outcome, VastErrorCode};
 
 /// Default maximum of wrapper hops followed per chain: 5, as common
 /// players (IMA, Roku: 4 to 5).
@@ -124,6 +124,18 @@ impl ChainResult {
             ChainResult::Loop => "loop",
             ChainResult::InvalidXml => "invalid_xml",
             ChainResult::Error => "error",
+        }
+    }
+
+    /// How a chain ends on an answer that sends nowhere else: an ad
+    /// resolves it, a no-ad empties it, a failure breaks it.
+    pub(crate) const fn of_answer(outcome: Outcome) -> ChainResult {
+        match outcome {
+            Outcome::Ad => ChainResult::Success,
+            Outcome::NoAd => ChainResult::NoAd,
+            Outcome::Failure(ErrorType::InvalidXml) => ChainResult::InvalidXml,
+            Outcome::Failure(ErrorType::Timeout) => ChainResult::Timeout,
+            Outcome::Failure(_) => ChainResult::Error,
         }
     }
 

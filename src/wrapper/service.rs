@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use super::chain::{fetch_vast, follow, ChainGuard, WrapperRecorder};
 use super::{ChainReport, ChainResult, DEFAULT_MAX_DEPTH};
-use crate::classify::{Deadline, ErrorType, Outcome};
+use crate::classify::Deadline;
 use crate::recorder::Recorder;
 use crate::source::{SourceConfig, SourceLabel, DEFAULT_MAX_SOURCES};
 
@@ -142,15 +142,8 @@ where
             let start = Instant::now();
             let first = fetch_vast(&mut svc, req, None).await?;
             let Some(target) = first.next_wrapper() else {
-                let result = match first.outcome {
-                    Outcome::Ad => ChainResult::Success,
-                    Outcome::NoAd => ChainResult::NoAd,
-                    Outcome::Failure(ErrorType::InvalidXml) => ChainResult::InvalidXml,
-                    Outcome::Failure(ErrorType::Timeout) => ChainResult::Timeout,
-                    Outcome::Failure(_) => ChainResult::Error,
-                };
                 let report = ChainReport {
-                    result,
+                    result: ChainResult::of_answer(first.outcome),
                     hops: Vec::new(),
                     elapsed: start.elapsed(),
                 };

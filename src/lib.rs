@@ -46,6 +46,7 @@ mod record;
 pub mod recorder;
 pub mod server;
 pub mod source;
+pub mod trace;
 pub mod tracking;
 pub mod vast;
 pub mod wrapper;

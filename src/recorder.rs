@@ -34,6 +34,8 @@ use std::sync::Arc;
 
 use crate::collector::MetricsCollector;
 use crate::names::{MetricDef, Unit};
+use crate::prometheus::{Cells, HistogramCells};
+use crate::trace::TraceContext;
 use crate::NoOpMetrics;
 
 /// A metrics backend that hands out handles, one per series.
@@ -144,7 +146,7 @@ pub struct Counter(CounterInner);
 enum CounterInner {
     #[default]
     Noop,
-    Prometheus(prometheus::IntCounter),
+    Cells(Cells),
     Custom(Arc<dyn CounterFn>),
 }
 
@@ -159,8 +161,8 @@ impl Counter {
         Counter(CounterInner::Custom(f))
     }
 
-    pub(crate) fn prometheus(c: prometheus::IntCounter) -> Self {
-        Counter(CounterInner::Prometheus(c))
+    pub(crate) fn cells(c: Cells) -> Self {
+        Counter(CounterInner::Cells(c))
     }
 
     /// Adds `n`.
@@ -168,7 +170,7 @@ impl Counter {
     pub fn increment(&self, n: u64) {
         match &self.0 {
             CounterInner::Noop => {}
-            CounterInner::Prometheus(c) => c.inc_by(n),
+            CounterInner::Cells(c) => c.add(0, n),
             CounterInner::Custom(f) => f.increment(n),
         }
     }
@@ -182,8 +184,9 @@ pub struct Gauge(GaugeInner);
 enum GaugeInner {
     #[default]
     Noop,
-    Prometheus(prometheus::Gauge),
-    PrometheusInt(prometheus::IntGauge),
+    Float(Cells),
+    /// The contract's gauges count things: one atomic add.
+    Int(Cells),
     Custom(Arc<dyn GaugeFn>),
 }
 
@@ -198,12 +201,12 @@ impl Gauge {
         Gauge(GaugeInner::Custom(f))
     }
 
-    pub(crate) fn prometheus(g: prometheus::Gauge) -> Self {
-        Gauge(GaugeInner::Prometheus(g))
+    pub(crate) fn float_cells(c: Cells) -> Self {
+        Gauge(GaugeInner::Float(c))
     }
 
-    pub(crate) fn prometheus_int(g: prometheus::IntGauge) -> Self {
-        Gauge(GaugeInner::PrometheusInt(g))
+    pub(crate) fn int_cells(c: Cells) -> Self {
+        Gauge(GaugeInner::Int(c))
     }
 
     /// Moves the gauge by `delta`.
@@ -211,9 +214,9 @@ impl Gauge {
     pub fn add(&self, delta: f64) {
         match &self.0 {
             GaugeInner::Noop => {}
-            GaugeInner::Prometheus(g) => g.add(delta),
-            // The contract's gauges move by whole counts.
-            GaugeInner::PrometheusInt(g) => g.add(delta as i64),
+            GaugeInner::Float(g) => g.add_f64(0, delta),
+            // Two's complement: adding a negative delta wraps to it.
+            GaugeInner::Int(g) => g.add(0, delta as i64 as u64),
             GaugeInner::Custom(f) => f.add(delta),
         }
     }
@@ -227,7 +230,7 @@ pub struct Histogram(HistogramInner);
 enum HistogramInner {
     #[default]
     Noop,
-    Prometheus(prometheus::Histogram),
+    Cells(HistogramCells),
     Custom(Arc<dyn HistogramFn>),
 }
 
@@ -242,16 +245,23 @@ impl Histogram {
         Histogram(HistogramInner::Custom(f))
     }
 
-    pub(crate) fn prometheus(h: prometheus::Histogram) -> Self {
-        Histogram(HistogramInner::Prometheus(h))
+    pub(crate) fn cells(h: HistogramCells) -> Self {
+        Histogram(HistogramInner::Cells(h))
     }
 
     /// Records one observation (seconds for durations).
     #[inline]
     pub fn record(&self, value: f64) {
+        self.record_traced(value, None);
+    }
+
+    /// Records one observation made within a trace: backends that keep
+    /// exemplars keep it as its bucket's (see [`crate::trace`]).
+    #[inline]
+    pub fn record_traced(&self, value: f64, trace: Option<&TraceContext>) {
         match &self.0 {
             HistogramInner::Noop => {}
-            HistogramInner::Prometheus(h) => h.observe(value),
+            HistogramInner::Cells(h) => h.observe(value, trace),
             HistogramInner::Custom(f) => f.record(value),
         }
     }

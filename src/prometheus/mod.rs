@@ -25,20 +25,20 @@
 //! assert!(text.contains("vast_client_request_duration_seconds_bucket"));
 //! ```
 
-use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
 
-use prometheus::core::{Collector, Desc, Metric};
-use prometheus::proto::{LabelPair, MetricFamily, MetricType};
-use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::collector::{Labels, MetricsCollector};
 use crate::names::{self, MetricDef, MetricKind, MetricLabels, Unit};
 use crate::recorder::{self, Recorder};
+
+mod cells;
+mod store;
+
+pub(crate) use cells::Cells;
+pub(crate) use cells::HistogramCells;
+use store::{Family, Series, Shape, Store, StoreCollector};
 
 /// Default buckets of duration histograms, in seconds: 5 ms to 30 s.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
@@ -121,7 +121,7 @@ impl PrometheusMetricsBuilder {
             return Err(BuildError::InvalidBuckets);
         }
         let registry = self.registry.unwrap_or_default();
-        let store = Arc::new(Store::new(buckets));
+        let store = Arc::new(Store::new(buckets, cells::default_shards()));
         registry
             .register(Box::new(StoreCollector(store.clone())))
             .map_err(BuildError::Register)?;
@@ -162,12 +162,12 @@ impl PrometheusMetrics {
 
     /// How many calls were dropped for `reason` so far.
     pub fn error_count(&self, reason: RecordError) -> u64 {
-        self.store.errors[reason as usize].get()
+        self.store.errors[reason as usize].sum(0)
     }
 
     /// Counts a dropped call in `vast_metrics_errors_total{reason}`.
     pub(crate) fn count_error(&self, reason: RecordError) {
-        self.store.errors[reason as usize].inc();
+        self.store.errors[reason as usize].add(0, 1);
     }
 
     /// Adds to a counter; returns why the call was dropped, if it was.
@@ -177,10 +177,9 @@ impl PrometheusMetrics {
         value: u64,
         labels: Labels<'_>,
     ) -> Result<(), RecordError> {
-        self.family(metric, Shape::Counter)?
-            .series(labels)?
-            .counter()
-            .inc_by(value);
+        if let Series::Counter(c) = self.series(metric, Shape::Counter, labels)? {
+            c.add(0, value);
+        }
         Ok(())
     }
 
@@ -196,10 +195,9 @@ impl PrometheusMetrics {
             return self.try_timing(metric, value, labels);
         }
         finite(value)?;
-        self.family(metric, Shape::Histogram)?
-            .series(labels)?
-            .histogram()
-            .observe(value);
+        if let Series::Histogram(h) = self.series(metric, Shape::Histogram, labels)? {
+            h.observe(value, None);
+        }
         Ok(())
     }
 
@@ -212,12 +210,12 @@ impl PrometheusMetrics {
         labels: Labels<'_>,
     ) -> Result<(), RecordError> {
         finite(delta)?;
-        let series = self.family(metric, Shape::Gauge)?.series(labels)?;
-        match series {
+        match self.series(metric, Shape::Gauge, labels)? {
             _ if delta == 0.0 => {}
-            Series::IntGauge(g) if delta.fract() == 0.0 => g.add(delta as i64),
+            Series::IntGauge(g) if delta.fract() == 0.0 => g.add(0, delta as i64 as u64),
             Series::IntGauge(_) => return Err(RecordError::InvalidValue),
-            series => series.gauge().add(delta),
+            Series::Gauge(g) => g.add_f64(0, delta),
+            _ => {}
         }
         Ok(())
     }
@@ -225,10 +223,9 @@ impl PrometheusMetrics {
     /// Observes a duration given in milliseconds, exported in seconds.
     pub fn try_timing(&self, metric: &str, ms: f64, labels: Labels<'_>) -> Result<(), RecordError> {
         finite(ms)?;
-        self.family(metric, Shape::Timing)?
-            .series(labels)?
-            .histogram()
-            .observe(ms / 1000.0);
+        if let Series::Histogram(h) = self.series(metric, Shape::Timing, labels)? {
+            h.observe(ms / 1000.0, None);
+        }
         Ok(())
     }
 
@@ -239,8 +236,19 @@ impl PrometheusMetrics {
     }
 
     /// The family a dotted name maps to, created on first use.
-    pub(crate) fn family(&self, dotted: &str, shape: Shape) -> Result<Arc<Family>, RecordError> {
+    fn family(&self, dotted: &str, shape: Shape) -> Result<Arc<Family>, RecordError> {
         self.store.family(dotted, shape)
+    }
+
+    /// The series of a name and labels, made on first use (not held).
+    fn series(
+        &self,
+        dotted: &str,
+        shape: Shape,
+        labels: Labels<'_>,
+    ) -> Result<Series, RecordError> {
+        let family = self.family(dotted, shape)?;
+        self.store.series(&family, labels, false)
     }
 }
 
@@ -263,32 +271,6 @@ impl PrometheusMetrics {
     /// The series of a contract family; a failure is counted, never raised.
     /// A series with a `source_url` is held for its source until released.
     fn resolve(&self, def: &'static MetricDef, values: &[&str]) -> Option<Series> {
-        if !is_per_source(def) {
-            return self.resolve_unheld(def, values).map(|(_, _, s)| s);
-        }
-        let mut held = self
-            .store
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (family, hash, series) = self.resolve_unheld(def, values)?;
-        let hold = held.entry(values[0].into()).or_default();
-        hold.handles += 1;
-        if !hold
-            .series
-            .iter()
-            .any(|(f, h)| *h == hash && Arc::ptr_eq(f, &family))
-        {
-            hold.series.push((family, hash));
-        }
-        Some(series)
-    }
-
-    fn resolve_unheld(
-        &self,
-        def: &'static MetricDef,
-        values: &[&str],
-    ) -> Option<(Arc<Family>, u64, Series)> {
         let shape = match (def.kind, def.unit) {
             (MetricKind::Counter, _) => Shape::Counter,
             (MetricKind::Gauge, _) => Shape::Gauge,
@@ -297,10 +279,9 @@ impl PrometheusMetrics {
         };
         let result = match def.label_pairs(values) {
             None => Err(RecordError::LabelMismatch),
-            Some(pairs) => self.family(def.dotted, shape).and_then(|f| {
-                let (hash, series) = f.series_hashed(pairs.as_slice())?;
-                Ok((f, hash, series))
-            }),
+            Some(pairs) => self
+                .family(def.dotted, shape)
+                .and_then(|f| self.store.series(&f, pairs.as_slice(), true)),
         };
         match result {
             Ok(found) => Some(found),
@@ -316,27 +297,27 @@ impl recorder::Recording for PrometheusMetrics {}
 
 impl Recorder for PrometheusMetrics {
     fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Counter {
-        self.resolve(family, labels)
-            .map_or_else(recorder::Counter::noop, |s| {
-                recorder::Counter::prometheus(s.counter())
-            })
+        match self.resolve(family, labels) {
+            Some(Series::Counter(c)) => recorder::Counter::cells(c),
+            _ => recorder::Counter::noop(),
+        }
     }
     fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Gauge {
-        self.resolve(family, labels)
-            .map_or_else(recorder::Gauge::noop, |s| match s {
-                Series::IntGauge(g) => recorder::Gauge::prometheus_int(g),
-                s => recorder::Gauge::prometheus(s.gauge()),
-            })
+        match self.resolve(family, labels) {
+            Some(Series::IntGauge(c)) => recorder::Gauge::int_cells(c),
+            Some(Series::Gauge(c)) => recorder::Gauge::float_cells(c),
+            _ => recorder::Gauge::noop(),
+        }
     }
     fn register_histogram(
         &self,
         family: &'static MetricDef,
         labels: &[&str],
     ) -> recorder::Histogram {
-        self.resolve(family, labels)
-            .map_or_else(recorder::Histogram::noop, |s| {
-                recorder::Histogram::prometheus(s.histogram())
-            })
+        match self.resolve(family, labels) {
+            Some(Series::Histogram(h)) => recorder::Histogram::cells(h),
+            _ => recorder::Histogram::noop(),
+        }
     }
     fn record_error(&self, error: RecordError) {
         self.count_error(error);
@@ -347,45 +328,13 @@ impl Recorder for PrometheusMetrics {
     /// Drops every series of the source (its `source_url` value) once all
     /// their handles are released; other series are kept.
     fn release(&self, family: &'static MetricDef, labels: &[&str]) {
-        if !is_per_source(family) || labels.len() != family.labels.len() {
+        if family.labels.first() != Some(&MetricLabels::SOURCE_URL)
+            || labels.len() != family.labels.len()
+        {
             return;
         }
-        let mut held = self
-            .store
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(hold) = held.get_mut(labels[0]) else {
-            return;
-        };
-        hold.handles = hold.handles.saturating_sub(1);
-        if hold.handles > 0 {
-            return;
-        }
-        let source = labels[0];
-        if let Some(hold) = held.remove(source) {
-            for (family, hash) in hold.series {
-                family.remove(hash, source);
-            }
-        }
-        if held.capacity() > 64 && held.len() < held.capacity() / 4 {
-            held.shrink_to_fit();
-        }
+        self.store.release(labels[0]);
     }
-}
-
-/// Whether the family's series are per source (`source_url` first), held
-/// and released by source.
-fn is_per_source(def: &MetricDef) -> bool {
-    def.labels.first() == Some(&MetricLabels::SOURCE_URL)
-}
-
-/// The handles given out for one source's series, and those series.
-#[derive(Default)]
-struct Hold {
-    handles: usize,
-    /// Each series once: its family and hash.
-    series: Vec<(Arc<Family>, u64)>,
 }
 
 fn finite(v: f64) -> Result<(), RecordError> {
@@ -396,376 +345,16 @@ fn finite(v: f64) -> Result<(), RecordError> {
     }
 }
 
-/// How a dotted name is exported: the metric type, and for histograms
-/// whether values are milliseconds exported in seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Shape {
-    Counter,
-    Gauge,
-    Histogram,
-    Timing,
-}
-
-impl Shape {
-    fn kind(self) -> MetricKind {
-        match self {
-            Shape::Counter => MetricKind::Counter,
-            Shape::Gauge => MetricKind::Gauge,
-            Shape::Histogram | Shape::Timing => MetricKind::Histogram,
-        }
-    }
-
-    fn exported_name(self, dotted: &str) -> String {
-        match self {
-            Shape::Timing => names::exported_timing_name(dotted),
-            other => names::exported_name(dotted, other.kind()),
-        }
-    }
-}
-
-struct Store {
-    duration_buckets: Vec<f64>,
-    /// Dotted name -> family, one map per shape, so lookups borrow `&str`.
-    by_dotted: [RwLock<HashMap<String, Arc<Family>>>; 4],
-    /// Exported name -> family, to catch one name used with two types.
-    by_exported: RwLock<HashMap<String, Arc<Family>>>,
-    errors: [IntCounter; RecordError::ALL.len()],
-    errors_desc: Desc,
-    /// Per `source_url` value: the handles of its series not yet released.
-    /// Held while a scrape collects, so it never sees part of a source.
-    held: Mutex<HashMap<Box<str>, Hold>>,
-    /// The contract's families, announced to the registry so that a
-    /// family of the same name registered by someone else is refused.
-    contract_descs: Vec<Desc>,
-}
-
-impl Store {
-    fn new(duration_buckets: Vec<f64>) -> Self {
-        let help = "Metric calls dropped by vast-metrics instead of failing the caller, by reason.";
-        let errors = RecordError::ALL.map(|_| {
-            IntCounter::with_opts(Opts::new(ERRORS_METRIC, help)).expect("static name is valid")
-        });
-        let errors_desc = Desc::new(
-            ERRORS_METRIC.into(),
-            help.into(),
-            vec!["reason".into()],
-            HashMap::new(),
-        )
-        .expect("static name is valid");
-        let contract_descs = names::VastMetrics::ALL
-            .iter()
-            .map(|def| {
-                let labels = def.labels.iter().map(|l| (*l).to_owned()).collect();
-                Desc::new(def.exported.into(), def.help.into(), labels, HashMap::new())
-                    .expect("the contract's names are valid")
-            })
-            .collect();
-        Store {
-            contract_descs,
-            duration_buckets,
-            by_dotted: Default::default(),
-            by_exported: Default::default(),
-            errors,
-            errors_desc,
-            held: Mutex::default(),
-        }
-    }
-
-    fn family(&self, dotted: &str, shape: Shape) -> Result<Arc<Family>, RecordError> {
-        let map = &self.by_dotted[shape as usize];
-        if let Some(family) = map.read().unwrap_or_else(|e| e.into_inner()).get(dotted) {
-            return Ok(family.clone());
-        }
-        let exported = shape.exported_name(dotted);
-        if dotted.is_empty()
-            || exported.len() > MAX_NAME_LEN
-            || !valid_metric_name(&exported)
-            || exported == ERRORS_METRIC
-        {
-            return Err(RecordError::InvalidName);
-        }
-        let mut by_exported = self.by_exported.write().unwrap_or_else(|e| e.into_inner());
-        let family = match by_exported.entry(exported) {
-            Entry::Occupied(e) if e.get().shape == shape => e.get().clone(),
-            Entry::Occupied(_) => return Err(RecordError::TypeConflict),
-            Entry::Vacant(e) => {
-                let help = match names::help(dotted) {
-                    Some(help) => help.to_owned(),
-                    None => format!("Recorded through vast-metrics as {dotted}."),
-                };
-                let own = names::lookup(dotted).map_or(&[][..], |def| def.buckets);
-                let buckets = match shape {
-                    Shape::Timing => self.duration_buckets.clone(),
-                    Shape::Histogram if !own.is_empty() => own.to_vec(),
-                    _ => prometheus::DEFAULT_BUCKETS.to_vec(),
-                };
-                let family = Arc::new(Family {
-                    name: e.key().clone(),
-                    help,
-                    shape,
-                    buckets,
-                    integer: shape == Shape::Gauge && names::lookup(dotted).is_some(),
-                    label_keys: RwLock::new(None),
-                    series: RwLock::new(HashMap::new()),
-                });
-                e.insert(family).clone()
-            }
-        };
-        drop(by_exported);
-        map.write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(dotted.to_owned(), family.clone());
-        Ok(family)
-    }
-}
-
-/// One exported metric family and its series.
-pub(crate) struct Family {
-    name: String,
-    help: String,
-    shape: Shape,
-    buckets: Vec<f64>,
-    /// A gauge of the contract: integer values.
-    integer: bool,
-    /// Fixed by the first call that records into the family.
-    label_keys: RwLock<Option<Box<[String]>>>,
-    /// Series by a hash of their label values; the values are compared in
-    /// full, so distinct values never merge.
-    series: RwLock<HashMap<u64, Vec<LabelledSeries>>>,
-}
-
-/// A series and its label values, in the family's key order.
-type LabelledSeries = (Box<[String]>, Series);
-
-/// One series: its own atomics, cheap to clone.
-#[derive(Clone)]
-pub(crate) enum Series {
-    Counter(IntCounter),
-    Gauge(Gauge),
-    /// The contract's gauges count things: an integer is one atomic add.
-    IntGauge(IntGauge),
-    Histogram(Histogram),
-}
-
-impl Series {
-    pub(crate) fn counter(self) -> IntCounter {
-        match self {
-            Series::Counter(c) => c,
-            _ => unreachable!("a family holds series of its own shape"),
-        }
-    }
-    pub(crate) fn gauge(self) -> Gauge {
-        match self {
-            Series::Gauge(g) => g,
-            _ => unreachable!("a family holds series of its own shape"),
-        }
-    }
-    pub(crate) fn histogram(self) -> Histogram {
-        match self {
-            Series::Histogram(h) => h,
-            _ => unreachable!("a family holds series of its own shape"),
-        }
-    }
-}
-
-impl Family {
-    /// The series for these labels (in any key order), created on first use.
-    pub(crate) fn series(&self, labels: Labels<'_>) -> Result<Series, RecordError> {
-        self.series_hashed(labels).map(|(_, series)| series)
-    }
-
-    /// The series for these labels and the hash of their values.
-    fn series_hashed(&self, labels: Labels<'_>) -> Result<(u64, Series), RecordError> {
-        let order = self.value_order(labels)?;
-        let values = || order.iter().map(|&i| labels[i].1);
-        for value in values() {
-            if value.len() > MAX_LABEL_VALUE_LEN {
-                return Err(RecordError::LabelValueTooLong);
-            }
-        }
-        let mut hasher = DefaultHasher::new();
-        for value in values() {
-            value.hash(&mut hasher);
-        }
-        let hash = hasher.finish();
-        let same = |stored: &[String]| stored.iter().map(String::as_str).eq(values());
-        if let Some(bucket) = self
-            .series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-        {
-            if let Some((_, series)) = bucket.iter().find(|(stored, _)| same(stored)) {
-                return Ok((hash, series.clone()));
-            }
-        }
-        let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
-        let bucket = map.entry(hash).or_default();
-        if let Some((_, series)) = bucket.iter().find(|(stored, _)| same(stored)) {
-            return Ok((hash, series.clone()));
-        }
-        let series = self.new_series().ok_or(RecordError::InvalidName)?;
-        bucket.push((values().map(str::to_owned).collect(), series.clone()));
-        Ok((hash, series))
-    }
-
-    /// Drops the series of hash `hash` whose first label value is `first`.
-    fn remove(&self, hash: u64, first: &str) {
-        let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(bucket) = map.get_mut(&hash) {
-            bucket.retain(|(values, _)| values.first().map(String::as_str) != Some(first));
-            if bucket.is_empty() {
-                map.remove(&hash);
-            }
-        }
-        if map.capacity() > 64 && map.len() < map.capacity() / 4 {
-            map.shrink_to_fit();
-        }
-    }
-
-    /// Index into `labels` of each of the family's keys, in the family's
-    /// order; fixes the keys on first use.
-    fn value_order(&self, labels: Labels<'_>) -> Result<Vec<usize>, RecordError> {
-        let find = |keys: &[String]| -> Result<Vec<usize>, RecordError> {
-            if keys.len() != labels.len() {
-                return Err(RecordError::LabelMismatch);
-            }
-            keys.iter()
-                .map(|k| {
-                    labels
-                        .iter()
-                        .position(|(l, _)| l == k)
-                        .ok_or(RecordError::LabelMismatch)
-                })
-                .collect()
-        };
-        if let Some(keys) = &*self.label_keys.read().unwrap_or_else(|e| e.into_inner()) {
-            return find(keys);
-        }
-        let mut slot = self.label_keys.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(keys) = &*slot {
-            return find(keys);
-        }
-        for (i, (key, _)) in labels.iter().enumerate() {
-            let reserved = key.starts_with("__")
-                || (self.shape.kind() == MetricKind::Histogram && *key == "le");
-            if !valid_label_name(key) || reserved {
-                return Err(RecordError::InvalidLabelName);
-            }
-            if labels[..i].iter().any(|(k, _)| k == key) {
-                return Err(RecordError::LabelMismatch);
-            }
-        }
-        let keys: Box<[String]> = labels.iter().map(|(k, _)| (*k).to_owned()).collect();
-        let order = (0..keys.len()).collect();
-        *slot = Some(keys);
-        Ok(order)
-    }
-
-    fn new_series(&self) -> Option<Series> {
-        Some(match self.shape {
-            Shape::Counter => {
-                Series::Counter(IntCounter::with_opts(Opts::new(&self.name, &self.help)).ok()?)
-            }
-            Shape::Gauge if self.integer => {
-                Series::IntGauge(IntGauge::with_opts(Opts::new(&self.name, &self.help)).ok()?)
-            }
-            Shape::Gauge => {
-                Series::Gauge(Gauge::with_opts(Opts::new(&self.name, &self.help)).ok()?)
-            }
-            Shape::Histogram | Shape::Timing => Series::Histogram(
-                Histogram::with_opts(
-                    HistogramOpts::new(&self.name, &self.help).buckets(self.buckets.clone()),
-                )
-                .ok()?,
-            ),
-        })
-    }
-
-    fn collect(&self) -> Option<MetricFamily> {
-        let keys = self.label_keys.read().unwrap_or_else(|e| e.into_inner());
-        let keys = keys.as_deref()?;
-        let mut family = MetricFamily::default();
-        family.set_name(self.name.clone());
-        family.set_help(self.help.clone());
-        family.set_field_type(match self.shape.kind() {
-            MetricKind::Counter => MetricType::COUNTER,
-            MetricKind::Gauge => MetricType::GAUGE,
-            MetricKind::Histogram => MetricType::HISTOGRAM,
-        });
-        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let metrics = family.mut_metric();
-        for (values, series) in series.values().flatten() {
-            let mut metric = match series {
-                Series::Counter(c) => c.metric(),
-                Series::Gauge(g) => g.metric(),
-                Series::IntGauge(g) => g.metric(),
-                Series::Histogram(h) => h.metric(),
-            };
-            metric.set_label(
-                keys.iter()
-                    .zip(values.iter())
-                    .map(|(k, v)| label_pair(k, v))
-                    .collect(),
-            );
-            metrics.push(metric);
-        }
-        Some(family)
-    }
-}
-
-fn label_pair(name: &str, value: &str) -> LabelPair {
-    let mut pair = LabelPair::default();
-    pair.set_name(name.to_owned());
-    pair.set_value(value.to_owned());
-    pair
-}
-
-fn valid_metric_name(name: &str) -> bool {
+pub(crate) fn valid_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-fn valid_label_name(name: &str) -> bool {
+pub(crate) fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Registered with the registry: gathers every family of the store.
-struct StoreCollector(Arc<Store>);
-
-impl Collector for StoreCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        std::iter::once(&self.0.errors_desc)
-            .chain(&self.0.contract_descs)
-            .collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let store = &self.0;
-        // No source's series are dropped while the families are read.
-        let _held = store.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut out: Vec<MetricFamily> = store
-            .by_exported
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter_map(|f| f.collect())
-            .collect();
-        let mut errors = MetricFamily::default();
-        errors.set_name(ERRORS_METRIC.to_owned());
-        errors.set_help(store.errors_desc.help.clone());
-        errors.set_field_type(MetricType::COUNTER);
-        for (reason, counter) in RecordError::ALL.iter().zip(&store.errors) {
-            let mut metric = counter.metric();
-            metric.set_label(vec![label_pair("reason", reason.reason())]);
-            errors.mut_metric().push(metric);
-        }
-        out.push(errors);
-        out
-    }
 }
 
 #[cfg(test)]

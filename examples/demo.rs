@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -36,6 +36,7 @@ use vast_metrics::classify::Outcome;
 use vast_metrics::multi_source::{
     FetchReport, MultiSource, MultiSourceError, Source, Strategy, VastRequest,
 };
+use vast_metrics::trace::TRACEPARENT;
 use vast_metrics::tracking::TrackingEvent;
 use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer, VastMetricsService};
 use vast_test_support::ad_server::{
@@ -298,6 +299,17 @@ where
     }
 }
 
+/// Every trace id of the demo starts with this, so a test can tell its
+/// traces from made-up ones.
+const DEMO_TRACE_PREFIX: &str = "dec0de";
+
+/// A new W3C `traceparent`: random trace and span ids, sampled.
+fn traceparent(rng: &mut fastrand::Rng) -> HeaderValue {
+    let trace = format!("{DEMO_TRACE_PREFIX}{:026x}", rng.u128(..) >> 24);
+    let value = format!("00-{trace}-{:016x}-01", rng.u64(1..));
+    HeaderValue::from_str(&value).expect("hex digits and dashes")
+}
+
 /// Drives fetches of one strategy until `stop` is set.
 async fn drive<T>(
     fetcher: MultiSource<VastClient>,
@@ -331,10 +343,15 @@ async fn drive<T>(
         let stats = stats.clone();
         // Now and then the player gives up early: the fetch is dropped.
         let abandon_after = (rng.u64(..100) < 3).then(|| Duration::from_millis(rng.u64(5..=80)));
+        let trace = traceparent(&mut rng);
         tasks.spawn(async move {
             let _permit = permit;
             let start = Instant::now();
-            let req = VastRequest::new().query(format!("cb={n}"));
+            // Each fetch starts a trace, as a player's tracing would: its
+            // id is the exemplar of the duration buckets it lands in.
+            let req = VastRequest::new()
+                .query(format!("cb={n}"))
+                .header(HeaderName::from_static(TRACEPARENT), trace);
             let fetch = fetcher.oneshot(req);
             let result = match abandon_after {
                 Some(after) => match tokio::time::timeout(after, fetch).await {

@@ -7,9 +7,10 @@
 //!
 //! The one outcome mapping: a request that ends counts in
 //! `*_success_total{result}` (an ad, no ad) or `*_failure_total{error_type}`,
-//! and its duration in `*_duration_seconds{result}`. Outcome series are
-//! resolved on first use, so the exposition shows the outcomes that
-//! happened.
+//! and its duration in `*_duration_seconds{result}`. Every outcome counter
+//! of a source (or strategy) exists at 0 from its first request, so `rate()`
+//! and absence alerts work from the first scrape; duration histograms are
+//! made on first use.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use crate::classify::{ErrorType, FetchResult, Outcome, VastErrorCode};
 use crate::names::{family, MetricDef};
 use crate::recorder::{Counter, Gauge, Histogram, RecordError, Recorder};
+use crate::trace::TraceContext;
 use crate::vast::VastVerdict;
 use crate::wrapper::ChainResult;
 
@@ -73,23 +75,26 @@ pub(crate) trait Target: Send + Sync + 'static {
     fn start(&self);
     /// The request ended, once per start; `inspection` is the verdict on
     /// its body and how long it took, when the body was inspected.
+    /// `trace` is the request's trace context, if it carried one: the
+    /// duration's exemplar.
     fn finish(
         &self,
         outcome: Outcome,
         elapsed: Duration,
         inspection: Option<(VastVerdict, Duration)>,
+        trace: Option<&TraceContext>,
     );
 }
 
 /// The handles of one label value (a source, a strategy) of an
-/// [`OutcomeFamilies`]: total and active at once, outcomes on first use.
+/// [`OutcomeFamilies`]: counters at once (at 0), durations on first use.
 pub(crate) struct OutcomeSeries {
     recorder: Arc<dyn Recorder>,
     families: &'static OutcomeFamilies,
     label: Box<str>,
     total: Counter,
     active: Gauge,
-    outcomes: [OnceLock<Counter>; OUTCOMES],
+    outcomes: [Counter; OUTCOMES],
     durations: [OnceLock<Histogram>; FetchResult::ALL.len()],
 }
 
@@ -100,15 +105,30 @@ impl OutcomeSeries {
         label: &str,
     ) -> Self {
         let labels = [label];
+        let outcomes = std::array::from_fn(|index| {
+            let counter = match outcome_of_index(index) {
+                Outcome::Failure(e) => {
+                    recorder.register_counter(families.failure, &[label, e.as_str()])
+                }
+                outcome => {
+                    recorder.register_counter(families.success, &[label, outcome.result().as_str()])
+                }
+            };
+            // Backends that show a series on its first record see it now.
+            counter.increment(0);
+            counter
+        });
+        let total = recorder.register_counter(families.total, &labels);
+        total.increment(0);
         OutcomeSeries {
-            total: recorder.register_counter(families.total, &labels),
+            total,
             active: families.active.map_or_else(Gauge::noop, |active| {
                 recorder.register_gauge(active, &labels)
             }),
             recorder,
             families,
             label: label.into(),
-            outcomes: Default::default(),
+            outcomes,
             durations: Default::default(),
         }
     }
@@ -126,12 +146,10 @@ impl OutcomeSeries {
         if let Some(active) = f.active {
             r.release(active, &[label]);
         }
-        for (index, slot) in self.outcomes.iter().enumerate() {
-            if slot.get().is_some() {
-                match outcome_of_index(index) {
-                    Outcome::Failure(e) => r.release(f.failure, &[label, e.as_str()]),
-                    outcome => r.release(f.success, &[label, outcome.result().as_str()]),
-                }
+        for index in 0..OUTCOMES {
+            match outcome_of_index(index) {
+                Outcome::Failure(e) => r.release(f.failure, &[label, e.as_str()]),
+                outcome => r.release(f.success, &[label, outcome.result().as_str()]),
             }
         }
         for (result, slot) in FetchResult::ALL.iter().zip(&self.durations) {
@@ -159,27 +177,22 @@ impl Target for OutcomeSeries {
     }
 
     #[inline]
-    fn finish(&self, outcome: Outcome, elapsed: Duration, _: Option<(VastVerdict, Duration)>) {
+    fn finish(
+        &self,
+        outcome: Outcome,
+        elapsed: Duration,
+        _: Option<(VastVerdict, Duration)>,
+        trace: Option<&TraceContext>,
+    ) {
         self.active.add(-1.0);
-        let f = self.families;
-        let label = &*self.label;
-        self.outcomes[outcome_index(outcome)]
-            .get_or_init(|| match outcome {
-                Outcome::Failure(e) => self
-                    .recorder
-                    .register_counter(f.failure, &[label, e.as_str()]),
-                _ => self
-                    .recorder
-                    .register_counter(f.success, &[label, outcome.result().as_str()]),
-            })
-            .increment(1);
+        self.outcomes[outcome_index(outcome)].increment(1);
         let result = outcome.result();
         self.durations[result as usize]
             .get_or_init(|| {
                 self.recorder
-                    .register_histogram(f.duration, &[label, result.as_str()])
+                    .register_histogram(self.families.duration, &[&self.label, result.as_str()])
             })
-            .record(elapsed.as_secs_f64());
+            .record_traced(elapsed.as_secs_f64(), trace);
     }
 }
 
@@ -301,8 +314,9 @@ impl Target for ClientSeries {
         outcome: Outcome,
         elapsed: Duration,
         inspection: Option<(VastVerdict, Duration)>,
+        trace: Option<&TraceContext>,
     ) {
-        self.request.finish(outcome, elapsed, None);
+        self.request.finish(outcome, elapsed, None, trace);
         if let Some((verdict, took)) = inspection {
             self.inspected(verdict, took);
         }
@@ -333,7 +347,13 @@ impl EventSeries {
 impl Target for EventSeries {
     fn start(&self) {}
 
-    fn finish(&self, outcome: Outcome, elapsed: Duration, _: Option<(VastVerdict, Duration)>) {
+    fn finish(
+        &self,
+        outcome: Outcome,
+        elapsed: Duration,
+        _: Option<(VastVerdict, Duration)>,
+        trace: Option<&TraceContext>,
+    ) {
         let r = &self.recorder;
         let event = &*self.event_type;
         match outcome {
@@ -347,7 +367,7 @@ impl Target for EventSeries {
         .increment(1);
         self.duration
             .get_or_init(|| r.register_histogram(&family::TRACKING_REQUEST_DURATION, &[event]))
-            .record(elapsed.as_secs_f64());
+            .record_traced(elapsed.as_secs_f64(), trace);
     }
 }
 

@@ -138,8 +138,15 @@ impl MetricsService {
             }
         };
 
-        let mut text = Vec::with_capacity(16 * 1024);
-        self.metrics.encode_to(&mut text);
+        let openmetrics = accepts_openmetrics(req.headers());
+        let (text, content_type) = if openmetrics {
+            let text = self.metrics.encode_openmetrics().into_bytes();
+            (text, crate::prometheus::OPENMETRICS_CONTENT_TYPE)
+        } else {
+            let mut text = Vec::with_capacity(16 * 1024);
+            self.metrics.encode_to(&mut text);
+            (text, CONTENT_TYPE)
+        };
         let gzip = accepts_gzip(req.headers());
         let body = if gzip { gzip_bytes(&text) } else { None };
         let compressed = body.is_some();
@@ -147,9 +154,12 @@ impl MetricsService {
 
         let mut res = Response::new(Full::default());
         let headers = res.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        // Caches must key on the encoding whether or not this reply used gzip.
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        // Caches must key on what was negotiated, whatever this reply used.
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("accept, accept-encoding"),
+        );
         if compressed {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -188,6 +198,42 @@ fn gzip_bytes(text: &[u8]) -> Option<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(text.len() / 4), Compression::fast());
     encoder.write_all(text).ok()?;
     encoder.finish().ok()
+}
+
+/// Whether `accept` prefers OpenMetrics 1.0 text: an
+/// `application/openmetrics-text` range (version 1.0.0 or unversioned)
+/// with a non-zero q-value at least that of any `text/plain` range.
+/// Otherwise the text format 0.0.4 is the answer.
+fn accepts_openmetrics(headers: &HeaderMap) -> bool {
+    let mut openmetrics = 0.0f32;
+    let mut plain = 0.0f32;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for range in value.split(',') {
+            let mut params = range.split(';').map(str::trim);
+            let media = params.next().unwrap_or("");
+            let mut q = 1.0f32;
+            let mut version = None;
+            for param in params {
+                let (k, v) = param.split_once('=').unwrap_or((param, ""));
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = v.trim().parse().unwrap_or(0.0),
+                    "version" => version = Some(v.trim()),
+                    _ => {}
+                }
+            }
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                if version.is_none_or(|v| v == "1.0.0") {
+                    openmetrics = openmetrics.max(q);
+                }
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                plain = plain.max(q);
+            }
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= plain
 }
 
 /// Whether `accept-encoding` (RFC 9110 §12.5.3) accepts gzip: `gzip` or
@@ -656,6 +702,24 @@ mod tests {
             HeaderValue::from_str(value).unwrap(),
         );
         accepts_gzip(&headers)
+    }
+
+    #[test]
+    fn accept_is_negotiated() {
+        let prefers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+            accepts_openmetrics(&headers)
+        };
+        // What Prometheus 2.x sends.
+        assert!(prefers("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"));
+        assert!(prefers("application/openmetrics-text"));
+        assert!(!prefers("text/plain;version=0.0.4"));
+        assert!(!prefers("application/openmetrics-text;version=0.0.1"));
+        assert!(!prefers("application/openmetrics-text;q=0"));
+        assert!(!prefers("text/plain, application/openmetrics-text;q=0.5"));
+        assert!(!prefers("*/*"));
+        assert!(!accepts_openmetrics(&HeaderMap::new()));
     }
 
     #[test]

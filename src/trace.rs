@@ -15,6 +15,8 @@
 
 use std::fmt::Write as _;
 
+use http::HeaderMap;
+
 /// The header carrying the trace context.
 pub const TRACEPARENT: &str = "traceparent";
 
@@ -72,6 +74,15 @@ impl TraceContext {
     pub fn span_id_hex(&self) -> String {
         hex(&self.span_id)
     }
+}
+
+/// The trace context of a request's headers, if it has a valid one.
+#[inline]
+pub(crate) fn from_headers(headers: &HeaderMap) -> Option<TraceContext> {
+    if headers.is_empty() {
+        return None;
+    }
+    TraceContext::parse(headers.get(TRACEPARENT)?.as_bytes())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{fetch, get, layered};
 use tower::{Service, ServiceExt};
+use vast_metrics::classify::ErrorType;
 use vast_metrics::collector::Labels;
 use vast_metrics::recorder::ByName;
 use vast_metrics::{MetricsCollector, VastMetricsLayer};
@@ -70,6 +71,21 @@ async fn records_by_name_with_the_contract_labels() {
     let mut svc = layered(VastMetricsLayer::new(ByName::new(log.clone())).source_name("primary"));
     fetch(&mut svc, &server.url("/no-ad")).await.unwrap();
     let calls = log.0.lock().unwrap().clone();
+    // A new source's counters start at 0: total and every outcome.
+    let (zeros, calls): (Vec<_>, Vec<_>) = calls
+        .into_iter()
+        .partition(|c| c.split(' ').nth(1) == Some("0"));
+    assert_eq!(zeros.len(), 1 + 2 + ErrorType::ALL.len(), "{zeros:#?}");
+    assert!(
+        zeros.contains(&r#"vast.client.request.total 0 [("source_url", "primary")]"#.to_owned())
+    );
+    for error in ErrorType::ALL {
+        let line = format!(
+            r#"vast.client.request.failure 0 [("source_url", "primary"), ("error_type", "{}")]"#,
+            error.as_str()
+        );
+        assert!(zeros.contains(&line), "{line}");
+    }
     assert_eq!(
         calls,
         [
@@ -93,9 +109,11 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
     let (status, body) = fetch(&mut svc, &server.url("/inline")).await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(body, INLINE_VAST.as_bytes());
-    // Each collector call panicked once: total and active at the start;
-    // active, success and duration at the end; parsed and parse duration.
-    assert_eq!(recorder.panics(), 7);
+    // Each collector call panicked once: the new source's counters at 0
+    // (total and every outcome); total and active at the start; active,
+    // success and duration at the end; parsed and parse duration.
+    let zeros = 1 + 2 + ErrorType::ALL.len() as u64;
+    assert_eq!(recorder.panics(), zeros + 7);
 
     // The cancellation path records from a destructor: still no abort.
     let res = svc
@@ -106,8 +124,9 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
         .await
         .unwrap();
     drop(res);
-    // total, active +1; active -1, failure{cancelled}, duration.
-    assert_eq!(recorder.panics(), 12);
+    // Another path, another source: its counters at 0; then total,
+    // active +1; active -1, failure{cancelled}, duration.
+    assert_eq!(recorder.panics(), 2 * zeros + 12);
 
     // Errors of the inner service come through unchanged.
     // A port that was just free: nothing listens there.

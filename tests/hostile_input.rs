@@ -369,10 +369,11 @@ async fn no_id_from_a_url_reaches_the_exposition() {
         common::fetch(&mut svc, &url).await.unwrap();
     }
     let text = metrics.encode();
-    for needle in secrets
-        .iter()
-        .copied()
-        .chain(["127.0.0.1", "inline", "uid", "ifa", "http"])
+    for needle in
+        secrets
+            .iter()
+            .copied()
+            .chain(["127.0.0.1", "inline", "uid", "ifa", "http:", "://"])
     {
         assert!(!text.contains(needle), "exposition contains {needle:?}");
     }

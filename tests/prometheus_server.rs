@@ -510,6 +510,8 @@ fn spawn_prometheus(children: &mut Children, dir: &TempDir, targets: &[u16]) -> 
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Scrapes negotiate OpenMetrics, and keep the exemplars.
+            .arg("--enable-feature=exemplar-storage")
             .arg("--log.level=warn"),
         dir.0.join("prometheus.log"),
     );
@@ -890,4 +892,85 @@ async fn source_labels_agree_across_processes() {
         both.len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The demo's fetches carry a W3C `traceparent` (trace ids starting with
+/// `dec0de`); Prometheus, scraping with OpenMetrics and exemplar storage,
+/// returns those trace ids as exemplars of the duration buckets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exemplars_carry_the_demo_trace_ids_into_prometheus() {
+    if !available("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("prometheus-exemplars");
+    let mut children = Children::new();
+    let http = Http::new();
+    let (prom, _) = start_stack(&http, &mut children, &dir, 1).await;
+    // Prometheus stored the scrape as OpenMetrics, or it would hold no data.
+    for family in [
+        "vast_client_request_duration_seconds_bucket",
+        "vast_multi_source_latency_seconds_bucket",
+        "vast_multi_source_fetch_duration_seconds_bucket",
+    ] {
+        let started = Instant::now();
+        let found = loop {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let url = format!(
+                "http://127.0.0.1:{prom}/api/v1/query_exemplars?query={family}&start={:.3}&end={now:.3}",
+                now - 600.0
+            );
+            if let Some((200, body)) = http.get(&url).await {
+                let found = exemplars_of(&serde_json::from_str(&body).unwrap());
+                if !found.is_empty() {
+                    break found;
+                }
+            }
+            children.assert_running();
+            assert!(
+                started.elapsed() < FIRST_DATA,
+                "no exemplars of {family} after {FIRST_DATA:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        for (series, trace_id, span_id, value) in &found {
+            assert!(
+                trace_id.starts_with("dec0de") && trace_id.len() == 32,
+                "{family}: trace id {trace_id} was not sent by the demo"
+            );
+            assert!(span_id.len() == 16 && span_id.bytes().all(|b| b.is_ascii_hexdigit()));
+            // The exemplar lies in the bucket it marks.
+            let le = &series["le"];
+            if le != "+Inf" {
+                let le: f64 = le.parse().unwrap();
+                assert!(*value <= le, "{family}: {value} above le={le}");
+            }
+        }
+    }
+    children.assert_running();
+}
+
+/// (series labels, trace_id, span_id, value) of a `query_exemplars` answer.
+fn exemplars_of(json: &Json) -> Vec<(BTreeMap<String, String>, String, String, f64)> {
+    let mut out = Vec::new();
+    for series in json["data"].as_array().into_iter().flatten() {
+        let labels: BTreeMap<String, String> = series["seriesLabels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+            .collect();
+        for e in series["exemplars"].as_array().into_iter().flatten() {
+            let trace_id = e["labels"]["trace_id"].as_str().unwrap_or("").to_owned();
+            let span_id = e["labels"]["span_id"].as_str().unwrap_or("").to_owned();
+            let value = e["value"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            out.push((labels.clone(), trace_id, span_id, value));
+        }
+    }
+    out
 }

@@ -6,6 +6,7 @@ use quanta::Instant;
 use super::layer::Latency;
 use crate::classify::{Deadline, ErrorType, Outcome};
 use crate::record::Target;
+use crate::trace::TraceContext;
 use crate::vast::VastVerdict;
 
 /// One started request: ends exactly once, as `cancelled` (or `timeout`
@@ -17,6 +18,8 @@ pub(crate) struct InFlight<T: Target> {
     latency: Latency,
     to_headers: Option<Duration>,
     deadline: Option<Deadline>,
+    /// The request's trace context: its duration's exemplar.
+    trace: Option<TraceContext>,
 }
 
 impl<T: Target> InFlight<T> {
@@ -41,7 +44,15 @@ impl<T: Target> InFlight<T> {
             latency,
             to_headers: None,
             deadline,
+            trace: None,
         }
+    }
+
+    /// The request carries `trace`.
+    #[inline]
+    pub(crate) fn traced(mut self, trace: Option<TraceContext>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// What the request records into, until it ends.
@@ -81,7 +92,7 @@ impl<T: Target> InFlight<T> {
         inspection: Option<(VastVerdict, Duration)>,
     ) {
         if let Some(target) = self.target.take() {
-            target.finish(outcome, elapsed, inspection);
+            target.finish(outcome, elapsed, inspection, self.trace.as_ref());
         }
     }
 }

@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) inspect_limit: usize,
     pub(crate) sources: SourceConfig,
     pub(crate) classify: Option<Classifier>,
+    pub(crate) trace_exemplars: bool,
 }
 
 /// Layer that records VAST fetches (see the [module docs](crate::layer)).
@@ -97,6 +98,7 @@ impl<R: Recorder> VastMetricsLayer<R> {
                 inspect_limit: DEFAULT_INSPECT_LIMIT,
                 sources: SourceConfig::new(DEFAULT_MAX_SOURCES),
                 classify: None,
+                trace_exemplars: true,
             },
             state: Arc::default(),
             backend: PhantomData,
@@ -193,6 +195,15 @@ impl<R> VastMetricsLayer<R> {
     /// HTTP one (`success`). Defaults to [`DEFAULT_INSPECT_LIMIT`] (1 MiB).
     pub fn inspect_limit(self, bytes: usize) -> Self {
         self.configure(|c| c.inspect_limit = bytes)
+    }
+
+    /// Whether a request's W3C `traceparent` header becomes the exemplar
+    /// of its duration bucket (shown by backends that keep exemplars, as
+    /// [`PrometheusMetrics`](crate::PrometheusMetrics) does in its
+    /// OpenMetrics exposition). Defaults to `true`; requests without the
+    /// header cost nothing more.
+    pub fn trace_exemplars(self, on: bool) -> Self {
+        self.configure(|c| c.trace_exemplars = on)
     }
 
     /// Where latency ends. Defaults to [`Latency::ToBodyEnd`].

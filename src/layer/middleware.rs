@@ -144,7 +144,7 @@ impl Middleware for VastMetricsMiddleware {
         };
         // Dropped with the future (a caller's time-out): `cancelled`, or
         // `timeout` past a `Deadline` in the extensions.
-        let mut in_flight = state.begin(req.url(), Some(extensions));
+        let mut in_flight = state.begin(req.url(), Some(extensions), req.headers());
         let inspect_limit = state.inspect_limit;
         let classify = state.classify;
         Box::pin(async move {

@@ -47,7 +47,7 @@ where
                 classify: None,
             };
         };
-        let in_flight = state.begin(req.url(), None);
+        let in_flight = state.begin(req.url(), None, req.headers());
         ReqwestResponseFuture {
             inner: self.get_mut().call(req),
             in_flight: Some(in_flight),

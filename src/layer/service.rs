@@ -3,7 +3,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Extensions, Request, Response};
+use http::{Extensions, HeaderMap, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -15,6 +15,7 @@ use crate::classify::{Classifier, Deadline};
 use crate::record::ClientSeries;
 use crate::recorder::{RecordError, Recorder, Recording};
 use crate::source::{SourceLabel, SourceResolver, UrlHash};
+use crate::trace;
 
 /// What every service of one layer shares: the recorder, the per-source
 /// handles, and what the configuration says about each request.
@@ -24,6 +25,7 @@ pub(crate) struct State {
     latency: Latency,
     pub(crate) inspect_limit: Option<usize>,
     pub(crate) classify: Option<Classifier>,
+    trace_exemplars: bool,
 }
 
 impl State {
@@ -40,6 +42,7 @@ impl State {
             latency: config.latency,
             inspect_limit: config.inspect.then_some(config.inspect_limit),
             classify: config.classify,
+            trace_exemplars: config.trace_exemplars,
         }
     }
 
@@ -49,6 +52,7 @@ impl State {
         &self,
         url: &dyn UrlHash,
         extensions: Option<&Extensions>,
+        headers: &HeaderMap,
     ) -> InFlight<ClientSeries> {
         // One clock read: the request's start, and its source's last use.
         let start = quanta::Instant::now();
@@ -60,7 +64,11 @@ impl State {
             || self.recorder.record_error(RecordError::SourceLabelOverflow),
         );
         let deadline = extensions.and_then(|e| e.get::<Deadline>()).copied();
-        InFlight::begin_at(source, start, self.latency, deadline)
+        let trace = self
+            .trace_exemplars
+            .then(|| trace::from_headers(headers))
+            .flatten();
+        InFlight::begin_at(source, start, self.latency, deadline).traced(trace)
     }
 }
 
@@ -143,7 +151,7 @@ where
         };
         // Most requests carry no extensions: skip the lookups.
         let extensions = Some(req.extensions()).filter(|e| !e.is_empty());
-        let in_flight = state.begin(req.uri(), extensions);
+        let in_flight = state.begin(req.uri(), extensions, req.headers());
         let slot = extensions.and_then(|e| e.get::<VerdictSlot>()).cloned();
         ResponseFuture::new(self.inner.call(req), in_flight, state, slot)
     }

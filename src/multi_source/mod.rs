@@ -201,6 +201,7 @@ impl Source {
 pub struct VastRequest {
     strategy: Option<Strategy>,
     query: Option<String>,
+    headers: http::HeaderMap,
 }
 
 impl VastRequest {
@@ -221,6 +222,19 @@ impl VastRequest {
     pub fn query(mut self, query: impl Into<String>) -> Self {
         self.query = Some(query.into());
         self
+    }
+
+    /// Adds a header to every source's request of this fetch: a W3C
+    /// `traceparent` (its trace then marks the fetch's and each source's
+    /// duration as an exemplar), a user agent. Defaults to none.
+    pub fn header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The headers sent with every source's request.
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.headers
     }
 
     /// The strategy override, if any.

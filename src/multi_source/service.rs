@@ -236,11 +236,14 @@ where
 
     fn call(&mut self, req: VastRequest) -> Self::Future {
         let strategy = req.strategy_override().unwrap_or(self.config.strategy);
-        let fetch = self.config.recorder.fetch(strategy);
+        let trace = crate::trace::from_headers(req.headers());
+        let fetch = self.config.recorder.fetch(strategy).traced(trace);
         let run = Run {
             inner: self.inner.clone(),
             config: self.config.clone(),
             query: req.query_str().map(str::to_owned),
+            headers: req.headers,
+            trace,
             report: FetchReport::new(strategy),
             set: JoinSet::new(),
             pending: HashMap::new(),
@@ -288,6 +291,9 @@ struct Run<S> {
     inner: S,
     config: Arc<Config>,
     query: Option<String>,
+    /// Sent with every source's request.
+    headers: http::HeaderMap,
+    trace: Option<crate::trace::TraceContext>,
     report: FetchReport,
     set: JoinSet<AttemptResult>,
     pending: HashMap<Id, Pending>,
@@ -421,13 +427,17 @@ where
         let config = &self.config;
         let mut req = Request::new(Full::default());
         *req.uri_mut() = with_query(source.uri(), self.query.as_deref());
+        req.headers_mut().clone_from(&self.headers);
         req.extensions_mut()
             .insert(SourceLabel::new(source.name.clone()));
         // A drop at either time-out is a `timeout`, here and in the client
         // layer below; earlier drops (race losers) are `cancelled`.
         let attempt_ends = Deadline((Instant::now() + config.source_timeout).min(self.ends_at));
         req.extensions_mut().insert(attempt_ends);
-        let attempt = config.recorder.attempt(source.name(), Some(attempt_ends));
+        let attempt = config
+            .recorder
+            .attempt(source.name(), Some(attempt_ends))
+            .traced(self.trace);
         let plan = Plan {
             timeout: config.source_timeout,
             max_depth: config.max_depth,

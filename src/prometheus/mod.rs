@@ -34,7 +34,10 @@ use crate::names::{self, MetricDef, MetricKind, MetricLabels, Unit};
 use crate::recorder::{self, Recorder};
 
 mod cells;
+mod openmetrics;
 mod store;
+
+pub use openmetrics::OPENMETRICS_CONTENT_TYPE;
 
 pub(crate) use cells::Cells;
 pub(crate) use cells::HistogramCells;
@@ -158,6 +161,17 @@ impl PrometheusMetrics {
     pub fn encode_to(&self, buf: &mut Vec<u8>) {
         // Writing to a Vec cannot fail, and our families are well-formed.
         let _ = TextEncoder::new().encode(&self.registry.gather(), buf);
+    }
+
+    /// The registry's metrics in the OpenMetrics 1.0 text format, ending in
+    /// `# EOF`. Duration histogram buckets carry an exemplar (`trace_id`,
+    /// `span_id`, value, time) from the latest traced request observed in
+    /// them (see [`VastMetricsLayer::trace_exemplars`](crate::VastMetricsLayer::trace_exemplars)).
+    pub fn encode_openmetrics(&self) -> String {
+        let mut out = String::new();
+        let exemplars = self.store.exemplars();
+        openmetrics::encode(&self.registry.gather(), &exemplars, &mut out);
+        out
     }
 
     /// How many calls were dropped for `reason` so far.

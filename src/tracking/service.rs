@@ -33,7 +33,11 @@ impl TrackingState {
         }
     }
 
-    pub(crate) fn begin(&self, extensions: Option<&Extensions>) -> InFlight<EventSeries> {
+    pub(crate) fn begin(
+        &self,
+        extensions: Option<&Extensions>,
+        headers: &http::HeaderMap,
+    ) -> InFlight<EventSeries> {
         let event = extensions
             .and_then(|e| e.get::<TrackingEvent>())
             .map_or(&*self.default_event, TrackingEvent::as_str);
@@ -44,6 +48,7 @@ impl TrackingState {
         );
         let deadline = extensions.and_then(|e| e.get::<Deadline>()).copied();
         InFlight::begin(series, Latency::ToHeaders, deadline)
+            .traced(crate::trace::from_headers(headers))
     }
 }
 
@@ -110,7 +115,7 @@ where
         let Some(state) = &self.state else {
             return ResponseFuture::new(self.inner.call(req), None, None);
         };
-        let in_flight = state.begin(Some(req.extensions()));
+        let in_flight = state.begin(Some(req.extensions()), req.headers());
         ResponseFuture::new(self.inner.call(req), Some(in_flight), state.classify)
     }
 }
@@ -135,7 +140,7 @@ where
         let Some(state) = &self.state else {
             return ResponseFuture::new(self.inner.call(req), None, None);
         };
-        let in_flight = state.begin(None);
+        let in_flight = state.begin(None, req.headers());
         ResponseFuture::new(self.inner.call(req), Some(in_flight), state.classify)
     }
 }

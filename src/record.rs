@@ -196,15 +196,16 @@ impl Target for OutcomeSeries {
     }
 }
 
-/// `vast_errors_total{code}` of one source.
+/// `vast_errors_total{code}` of one source: made on the first error, as
+/// most sources never have one.
 pub(crate) struct VastErrorSeries {
-    codes: [OnceLock<Counter>; VastErrorCode::ALL.len()],
+    codes: OnceLock<Box<[OnceLock<Counter>; VastErrorCode::ALL.len()]>>,
 }
 
 impl VastErrorSeries {
     fn new() -> Self {
         VastErrorSeries {
-            codes: Default::default(),
+            codes: OnceLock::new(),
         }
     }
 
@@ -213,7 +214,7 @@ impl VastErrorSeries {
             .iter()
             .position(|c| *c == code)
             .unwrap_or(0);
-        self.codes[index]
+        self.codes.get_or_init(Box::default)[index]
             .get_or_init(|| {
                 recorder.register_counter(&family::VAST_ERRORS, &[source, code.as_str()])
             })
@@ -222,7 +223,10 @@ impl VastErrorSeries {
 
     /// Gives back the handles registered so far.
     fn release(&self, recorder: &dyn Recorder, source: &str) {
-        for (code, slot) in VastErrorCode::ALL.iter().zip(&self.codes) {
+        let Some(codes) = self.codes.get() else {
+            return;
+        };
+        for (code, slot) in VastErrorCode::ALL.iter().zip(codes.iter()) {
             if slot.get().is_some() {
                 recorder.release(&family::VAST_ERRORS, &[source, code.as_str()]);
             }

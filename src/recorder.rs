@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use crate::collector::MetricsCollector;
 use crate::names::{MetricDef, Unit};
-use crate::prometheus::{Cells, HistogramCells};
+use crate::prometheus::{Cells, Chunk, HistogramCells};
 use crate::trace::TraceContext;
 use crate::NoOpMetrics;
 
@@ -146,8 +146,12 @@ pub struct Counter(CounterInner);
 enum CounterInner {
     #[default]
     Noop,
-    Cells(Cells),
-    Custom(Arc<dyn CounterFn>),
+    // Fields, not a `Cells`, and a thin `Custom`: the handle is two words.
+    Cells {
+        chunk: Arc<Chunk>,
+        start: u32,
+    },
+    Custom(Arc<Arc<dyn CounterFn>>),
 }
 
 impl Counter {
@@ -158,11 +162,12 @@ impl Counter {
 
     /// A handle backed by `f`.
     pub fn from_fn(f: Arc<dyn CounterFn>) -> Self {
-        Counter(CounterInner::Custom(f))
+        Counter(CounterInner::Custom(Arc::new(f)))
     }
 
     pub(crate) fn cells(c: Cells) -> Self {
-        Counter(CounterInner::Cells(c))
+        let (chunk, start) = c.into_parts();
+        Counter(CounterInner::Cells { chunk, start })
     }
 
     /// Adds `n`.
@@ -170,7 +175,7 @@ impl Counter {
     pub fn increment(&self, n: u64) {
         match &self.0 {
             CounterInner::Noop => {}
-            CounterInner::Cells(c) => c.add(0, n),
+            CounterInner::Cells { chunk, start } => chunk.add(*start, n),
             CounterInner::Custom(f) => f.increment(n),
         }
     }
@@ -184,10 +189,16 @@ pub struct Gauge(GaugeInner);
 enum GaugeInner {
     #[default]
     Noop,
-    Float(Cells),
+    Float {
+        chunk: Arc<Chunk>,
+        start: u32,
+    },
     /// The contract's gauges count things: one atomic add.
-    Int(Cells),
-    Custom(Arc<dyn GaugeFn>),
+    Int {
+        chunk: Arc<Chunk>,
+        start: u32,
+    },
+    Custom(Arc<Arc<dyn GaugeFn>>),
 }
 
 impl Gauge {
@@ -198,15 +209,17 @@ impl Gauge {
 
     /// A handle backed by `f`.
     pub fn from_fn(f: Arc<dyn GaugeFn>) -> Self {
-        Gauge(GaugeInner::Custom(f))
+        Gauge(GaugeInner::Custom(Arc::new(f)))
     }
 
     pub(crate) fn float_cells(c: Cells) -> Self {
-        Gauge(GaugeInner::Float(c))
+        let (chunk, start) = c.into_parts();
+        Gauge(GaugeInner::Float { chunk, start })
     }
 
     pub(crate) fn int_cells(c: Cells) -> Self {
-        Gauge(GaugeInner::Int(c))
+        let (chunk, start) = c.into_parts();
+        Gauge(GaugeInner::Int { chunk, start })
     }
 
     /// Moves the gauge by `delta`.
@@ -214,9 +227,9 @@ impl Gauge {
     pub fn add(&self, delta: f64) {
         match &self.0 {
             GaugeInner::Noop => {}
-            GaugeInner::Float(g) => g.add_f64(0, delta),
+            GaugeInner::Float { chunk, start } => chunk.add_f64(*start, delta),
             // Two's complement: adding a negative delta wraps to it.
-            GaugeInner::Int(g) => g.add(0, delta as i64 as u64),
+            GaugeInner::Int { chunk, start } => chunk.add(*start, delta as i64 as u64),
             GaugeInner::Custom(f) => f.add(delta),
         }
     }
@@ -230,8 +243,8 @@ pub struct Histogram(HistogramInner);
 enum HistogramInner {
     #[default]
     Noop,
-    Cells(HistogramCells),
-    Custom(Arc<dyn HistogramFn>),
+    Cells(Arc<HistogramCells>),
+    Custom(Arc<Arc<dyn HistogramFn>>),
 }
 
 impl Histogram {
@@ -242,10 +255,10 @@ impl Histogram {
 
     /// A handle backed by `f`.
     pub fn from_fn(f: Arc<dyn HistogramFn>) -> Self {
-        Histogram(HistogramInner::Custom(f))
+        Histogram(HistogramInner::Custom(Arc::new(f)))
     }
 
-    pub(crate) fn cells(h: HistogramCells) -> Self {
+    pub(crate) fn cells(h: Arc<HistogramCells>) -> Self {
         Histogram(HistogramInner::Cells(h))
     }
 

@@ -75,6 +75,27 @@ impl Chunk {
         &self.cells[(shard() & self.mask) * CHUNK_CELLS + index as usize]
     }
 
+    /// Adds `n` to this thread's copy of cell `index`.
+    #[inline]
+    pub(crate) fn add(&self, index: u32, n: u64) {
+        self.mine(index).fetch_add(n, Relaxed);
+    }
+
+    /// Adds `v` to this thread's copy of cell `index`, read as `f64`. The
+    /// cell is this thread's: the exchange rarely retries.
+    #[inline]
+    pub(crate) fn add_f64(&self, index: u32, v: f64) {
+        let cell = self.mine(index);
+        let mut old = cell.load(Relaxed);
+        loop {
+            let new = (f64::from_bits(old) + v).to_bits();
+            match cell.compare_exchange_weak(old, new, Relaxed, Relaxed) {
+                Ok(_) => return,
+                Err(now) => old = now,
+            }
+        }
+    }
+
     /// Every shard's copy of cell `index`.
     fn all(&self, index: u32) -> impl Iterator<Item = &AtomicU64> {
         (0..=self.mask).map(move |s| &self.cells[s * CHUNK_CELLS + index as usize])
@@ -88,27 +109,31 @@ pub(crate) struct Cells {
     start: u32,
 }
 
+/// Where a run is, in two words: its chunk's number and first cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CellRef {
+    chunk: u32,
+    start: u32,
+}
+
 impl Cells {
     /// Adds `n` to cell `i` of the run (a counter, a bucket, an integer
     /// gauge as two's complement).
     #[inline]
     pub(crate) fn add(&self, i: u32, n: u64) {
-        self.chunk.mine(self.start + i).fetch_add(n, Relaxed);
+        self.chunk.add(self.start + i, n);
     }
 
-    /// Adds `v` to cell `i` read as an `f64` (a sum, a float gauge). The
-    /// cell is this thread's: the exchange rarely retries.
+    /// Adds `v` to cell `i` read as an `f64` (a sum, a float gauge).
     #[inline]
     pub(crate) fn add_f64(&self, i: u32, v: f64) {
-        let cell = self.chunk.mine(self.start + i);
-        let mut old = cell.load(Relaxed);
-        loop {
-            let new = (f64::from_bits(old) + v).to_bits();
-            match cell.compare_exchange_weak(old, new, Relaxed, Relaxed) {
-                Ok(_) => return,
-                Err(now) => old = now,
-            }
-        }
+        self.chunk.add_f64(self.start + i, v);
+    }
+
+    /// The chunk and first cell: what a handle keeps (two words, where a
+    /// `Cells` in an enum would take three).
+    pub(crate) fn into_parts(self) -> (Arc<Chunk>, u32) {
+        (self.chunk, self.start)
     }
 
     /// Cell `i` summed over the shards.
@@ -144,10 +169,11 @@ pub(crate) struct Slab {
 
 #[derive(Default)]
 struct SlabState {
-    /// The chunk runs are cut from, and its first uncut cell.
-    current: Option<(Arc<Chunk>, u32)>,
+    chunks: Vec<Arc<Chunk>>,
+    /// First uncut cell of the last chunk.
+    next: u32,
     /// Runs given back, by width.
-    free: HashMap<u32, Vec<Cells>>,
+    free: HashMap<u32, Vec<CellRef>>,
 }
 
 impl Slab {
@@ -159,44 +185,69 @@ impl Slab {
     }
 
     /// A zeroed run of `width` cells (at most [`CHUNK_CELLS`]).
-    pub(crate) fn alloc(&self, width: u32) -> Option<Cells> {
+    pub(crate) fn alloc(&self, width: u32) -> Option<CellRef> {
         if width == 0 || width as usize > CHUNK_CELLS {
             return None;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cells) = state.free.get_mut(&width).and_then(Vec::pop) {
-            return Some(cells);
+        if let Some(at) = state.free.get_mut(&width).and_then(Vec::pop) {
+            return Some(at);
         }
-        let fits = |(_, next): &(Arc<Chunk>, u32)| (*next + width) as usize <= CHUNK_CELLS;
-        if !state.current.as_ref().is_some_and(fits) {
+        if state.chunks.is_empty() || (state.next + width) as usize > CHUNK_CELLS {
             // The rest of a full chunk stays unused: runs are small.
-            state.current = Some((Arc::new(Chunk::new(self.shards)), 0));
+            state.chunks.push(Arc::new(Chunk::new(self.shards)));
+            state.next = 0;
         }
-        let (chunk, next) = state.current.as_mut()?;
-        let cells = Cells {
-            chunk: chunk.clone(),
-            start: *next,
+        let at = CellRef {
+            chunk: u32::try_from(state.chunks.len() - 1).ok()?,
+            start: state.next,
         };
-        *next += width;
-        Some(cells)
+        state.next += width;
+        Some(at)
+    }
+
+    /// The run at `at`, to record into.
+    pub(crate) fn cells(&self, at: CellRef) -> Cells {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        Cells {
+            chunk: state.chunks[at.chunk as usize].clone(),
+            start: at.start,
+        }
+    }
+
+    /// Reads runs without locking the slab for each.
+    pub(crate) fn reader(&self) -> SlabReader {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        SlabReader(state.chunks.clone())
     }
 
     /// Takes back a run of `width` cells whose series was dropped.
-    pub(crate) fn free(&self, cells: Cells, width: u32) {
-        cells.clear(width);
+    pub(crate) fn free(&self, at: CellRef, width: u32) {
+        self.cells(at).clear(width);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.free.entry(width).or_default().push(cells);
+        state.free.entry(width).or_default().push(at);
+    }
+}
+
+/// The chunks of a slab, as a scrape found them.
+pub(crate) struct SlabReader(Vec<Arc<Chunk>>);
+
+impl SlabReader {
+    pub(crate) fn cells(&self, at: CellRef) -> Cells {
+        Cells {
+            chunk: self.0[at.chunk as usize].clone(),
+            start: at.start,
+        }
     }
 }
 
 /// One histogram series: its bucket counts (not cumulative; the last one
 /// past every bound) and sum, in one run of cells; and, once a traced
 /// request was observed, an exemplar per bucket.
-#[derive(Clone)]
 pub(crate) struct HistogramCells {
     cells: Cells,
     bounds: Arc<[f64]>,
-    exemplars: Arc<Exemplars>,
+    exemplars: Exemplars,
 }
 
 /// The latest traced observation of each bucket, made on the first.
@@ -212,13 +263,6 @@ pub(crate) struct Exemplar {
     pub(crate) at: f64,
 }
 
-/// What a scrape reads of a histogram series.
-pub(crate) struct HistogramSnapshot {
-    /// Cumulative counts per bound, then the total.
-    pub(crate) cumulative: Vec<u64>,
-    pub(crate) sum: f64,
-}
-
 impl HistogramCells {
     /// Cells a histogram with `bounds` takes: one per bucket, +Inf, sum.
     pub(crate) fn width(bounds: &[f64]) -> u32 {
@@ -229,12 +273,8 @@ impl HistogramCells {
         HistogramCells {
             cells,
             bounds,
-            exemplars: Arc::default(),
+            exemplars: Exemplars::default(),
         }
-    }
-
-    pub(crate) fn cells(&self) -> &Cells {
-        &self.cells
     }
 
     /// Records `v`; with a trace, it becomes its bucket's exemplar.
@@ -268,21 +308,6 @@ impl HistogramCells {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
-        let n = self.bounds.len() as u32;
-        let mut total = 0u64;
-        let cumulative = (0..=n)
-            .map(|i| {
-                total = total.wrapping_add(self.cells.sum(i));
-                total
-            })
-            .collect();
-        HistogramSnapshot {
-            cumulative,
-            sum: self.cells.sum_f64(n + 1),
-        }
-    }
-
     /// The exemplar of each bucket (+Inf last), if any.
     pub(crate) fn exemplars(&self) -> Option<Vec<Option<Exemplar>>> {
         let slots = self.exemplars.0.get()?;
@@ -293,10 +318,6 @@ impl HistogramCells {
                 .collect(),
         )
     }
-
-    pub(crate) fn bounds(&self) -> &[f64] {
-        &self.bounds
-    }
 }
 
 #[cfg(test)]
@@ -306,8 +327,8 @@ mod tests {
     #[test]
     fn threads_add_up_exactly() {
         let slab = Slab::new(4);
-        let a = slab.alloc(1).unwrap();
-        let b = slab.alloc(3).unwrap();
+        let a = slab.cells(slab.alloc(1).unwrap());
+        let b = slab.cells(slab.alloc(3).unwrap());
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
@@ -328,13 +349,12 @@ mod tests {
     #[test]
     fn freed_runs_come_back_zeroed() {
         let slab = Slab::new(2);
-        let a = slab.alloc(2).unwrap();
-        a.add(1, 7);
-        let start = a.start;
-        slab.free(a, 2);
+        let at = slab.alloc(2).unwrap();
+        slab.cells(at).add(1, 7);
+        slab.free(at, 2);
         let again = slab.alloc(2).unwrap();
-        assert_eq!(again.start, start);
-        assert_eq!(again.sum(1), 0);
+        assert_eq!(again, at);
+        assert_eq!(slab.cells(again).sum(1), 0);
         assert!(slab.alloc(0).is_none());
         assert!(slab.alloc(CHUNK_CELLS as u32 + 1).is_none());
     }

@@ -39,8 +39,8 @@ mod store;
 
 pub use openmetrics::OPENMETRICS_CONTENT_TYPE;
 
-pub(crate) use cells::Cells;
 pub(crate) use cells::HistogramCells;
+pub(crate) use cells::{Cells, Chunk};
 use store::{Family, Series, Shape, Store, StoreCollector};
 
 /// Default buckets of duration histograms, in seconds: 5 ms to 30 s.

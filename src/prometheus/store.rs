@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 
-use super::cells::{Cells, Exemplar, HistogramCells, Slab};
+use super::cells::{CellRef, Cells, Exemplar, HistogramCells, Slab, SlabReader};
 use super::{
     valid_label_name, valid_metric_name, ERRORS_METRIC, MAX_LABEL_VALUE_LEN, MAX_NAME_LEN,
 };
@@ -55,43 +55,7 @@ pub(crate) enum Series {
     /// The contract's gauges count things: whole numbers, one atomic add.
     IntGauge(Cells),
     Gauge(Cells),
-    Histogram(HistogramCells),
-}
-
-impl Series {
-    fn cells(&self) -> &Cells {
-        match self {
-            Series::Counter(c) | Series::IntGauge(c) | Series::Gauge(c) => c,
-            Series::Histogram(h) => h.cells(),
-        }
-    }
-}
-
-/// Label values after the first, as interned ids.
-#[derive(Clone, PartialEq, Eq)]
-enum Rest {
-    /// Up to three values (every contract family), unused ids zero.
-    Inline([u32; 3]),
-    Heap(Box<[u32]>),
-}
-
-impl Rest {
-    fn new(ids: &[u32]) -> Self {
-        match ids {
-            [a, b, c] => Rest::Inline([*a, *b, *c]),
-            [a, b] => Rest::Inline([*a, *b, 0]),
-            [a] => Rest::Inline([*a, 0, 0]),
-            [] => Rest::Inline([0; 3]),
-            more => Rest::Heap(more.into()),
-        }
-    }
-
-    fn ids(&self, len: usize) -> &[u32] {
-        match self {
-            Rest::Inline(ids) => &ids[..len.min(3)],
-            Rest::Heap(ids) => ids,
-        }
-    }
+    Histogram(Arc<HistogramCells>),
 }
 
 /// Label values, interned: each distinct value stored once, however many
@@ -152,10 +116,11 @@ impl Interner {
     }
 }
 
-/// A series in its family: the other label values and the values.
+/// A series in its family, in three words: the interned tuple of its
+/// label values after the first, and where its cells are.
 struct Stored {
-    rest: Rest,
-    series: Series,
+    rest: u32,
+    at: CellRef,
 }
 
 /// Key of a family without labels.
@@ -172,8 +137,9 @@ pub(crate) struct Family {
     integer: bool,
     /// Fixed by the first call that records into the family.
     label_keys: RwLock<Option<Box<[String]>>>,
-    /// Series by their first label value's id.
-    series: RwLock<HashMap<u32, Vec<Stored>>>,
+    /// Series by their first label value's id, each group allocated to
+    /// its exact size (series are made rarely, recorded often).
+    series: RwLock<HashMap<u32, Box<[Stored]>>>,
 }
 
 impl Family {
@@ -234,30 +200,36 @@ impl Family {
 
     /// Drops every series whose first label value is `first`; their ids
     /// and cells go back.
-    fn remove(&self, first: u32, interner: &mut Interner, slab: &Slab) {
+    fn remove(&self, first: u32, index: &mut Index, slab: &Slab) {
         let removed = self
             .series
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&first);
-        let len = self
-            .label_keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_deref()
-            .map_or(0, |k| k.len().saturating_sub(1));
-        for stored in removed.into_iter().flatten() {
-            interner.release(first);
-            stored
-                .rest
-                .ids(len)
-                .iter()
-                .for_each(|id| interner.release(*id));
-            slab.free(stored.series.cells().clone(), self.width());
+        for stored in removed.iter().flat_map(|r| r.iter()) {
+            index.values.release(first);
+            index.release_tuple(stored.rest);
+            index.histograms.remove(&stored.at);
+            slab.free(stored.at, self.width());
         }
     }
 
-    fn collect(&self, interner: &Interner) -> Option<MetricFamily> {
+    /// The series of this family, with their label values (family order).
+    fn each(&self, index: &Index, mut f: impl FnMut(Vec<&str>, &Stored)) {
+        let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        for (first, group) in series.iter() {
+            for stored in group.iter() {
+                let mut values: Vec<&str> = Vec::with_capacity(4);
+                if *first != NO_LABELS {
+                    values.push(index.values.value(*first));
+                }
+                values.extend(index.tuple(stored.rest).map(|id| index.values.value(id)));
+                f(values, stored);
+            }
+        }
+    }
+
+    fn collect(&self, index: &Index, slab: &SlabReader) -> Option<MetricFamily> {
         let keys = self.label_keys.read().unwrap_or_else(|e| e.into_inner());
         let keys = keys.as_deref()?;
         let mut family = MetricFamily::default();
@@ -268,49 +240,69 @@ impl Family {
             MetricKind::Gauge => MetricType::GAUGE,
             MetricKind::Histogram => MetricType::HISTOGRAM,
         });
-        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let rest_len = keys.len().saturating_sub(1);
         let metrics = family.mut_metric();
-        for (first, stored) in series.iter() {
-            for s in stored {
-                let mut metric = proto::Metric::default();
-                let values = (*first != NO_LABELS)
-                    .then_some(*first)
-                    .into_iter()
-                    .chain(s.rest.ids(rest_len).iter().copied())
-                    .map(|id| interner.value(id));
-                metric.set_label(
-                    keys.iter()
-                        .zip(values)
-                        .map(|(k, v)| label_pair(k, v))
-                        .collect(),
-                );
-                fill(&mut metric, &s.series);
-                metrics.push(metric);
-            }
-        }
+        self.each(index, |values, stored| {
+            let mut metric = proto::Metric::default();
+            metric.set_label(
+                keys.iter()
+                    .zip(values)
+                    .map(|(k, v)| label_pair(k, v))
+                    .collect(),
+            );
+            self.fill(&mut metric, &slab.cells(stored.at));
+            metrics.push(metric);
+        });
         Some(family)
     }
 
     /// The exemplars of every series that has some, by label values.
-    fn exemplars(&self, interner: &Interner, out: &mut ExemplarMap) {
-        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let keys = self.label_keys.read().unwrap_or_else(|e| e.into_inner());
-        let rest_len = keys.as_deref().map_or(0, |k| k.len().saturating_sub(1));
-        for (first, stored) in series.iter() {
-            for s in stored {
-                let Series::Histogram(h) = &s.series else {
-                    continue;
-                };
-                if let Some(exemplars) = h.exemplars() {
-                    let values = (*first != NO_LABELS)
-                        .then_some(*first)
-                        .into_iter()
-                        .chain(s.rest.ids(rest_len).iter().copied())
-                        .map(|id| interner.value(id).to_owned())
-                        .collect();
-                    out.insert((self.name.clone(), values), exemplars);
-                }
+    fn exemplars(&self, index: &Index, out: &mut ExemplarMap) {
+        self.each(index, |values, stored| {
+            let kept = index.histograms.get(&stored.at).and_then(|h| h.exemplars());
+            if let Some(kept) = kept {
+                let values = values.into_iter().map(str::to_owned).collect();
+                out.insert((self.name.clone(), values), kept);
+            }
+        });
+    }
+
+    /// A series' values, read from its cells.
+    fn fill(&self, metric: &mut proto::Metric, cells: &Cells) {
+        match self.shape {
+            Shape::Counter => {
+                let mut v = proto::Counter::default();
+                v.set_value(cells.sum(0) as f64);
+                metric.set_counter(v);
+            }
+            Shape::Gauge => {
+                let mut v = proto::Gauge::default();
+                v.set_value(if self.integer {
+                    cells.sum(0) as i64 as f64
+                } else {
+                    cells.sum_f64(0)
+                });
+                metric.set_gauge(v);
+            }
+            Shape::Histogram | Shape::Timing => {
+                let n = self.bounds.len() as u32;
+                let mut total = 0u64;
+                let mut v = proto::Histogram::default();
+                v.set_bucket(
+                    self.bounds
+                        .iter()
+                        .zip(0..)
+                        .map(|(bound, i)| {
+                            total = total.wrapping_add(cells.sum(i));
+                            let mut b = proto::Bucket::default();
+                            b.set_upper_bound(*bound);
+                            b.set_cumulative_count(total);
+                            b
+                        })
+                        .collect(),
+                );
+                v.set_sample_count(total.wrapping_add(cells.sum(n)));
+                v.set_sample_sum(cells.sum_f64(n + 1));
+                metric.set_histogram(v);
             }
         }
     }
@@ -319,42 +311,49 @@ impl Family {
 /// Exemplars per bucket, by family name and label values (family order).
 pub(crate) type ExemplarMap = HashMap<(String, Vec<String>), Vec<Option<Exemplar>>>;
 
-fn fill(metric: &mut proto::Metric, series: &Series) {
-    match series {
-        Series::Counter(c) => {
-            let mut v = proto::Counter::default();
-            v.set_value(c.sum(0) as f64);
-            metric.set_counter(v);
+/// What names and finds the series: interned label values and tuples of
+/// them, histograms' shared state, and which sources are held.
+#[derive(Default)]
+struct Index {
+    values: Interner,
+    /// Tuples of value ids (the labels after the first), interned as
+    /// comma-separated ids: a source's series share their tuples with
+    /// every other source's.
+    tuples: Interner,
+    /// Histogram series' handles, shared so that their exemplars are.
+    histograms: HashMap<CellRef, Arc<HistogramCells>>,
+    /// Per `source_url` value id: the handles of its series not yet
+    /// released.
+    held: HashMap<u32, usize>,
+}
+
+impl Index {
+    fn tuple_key(ids: &[u32]) -> String {
+        let mut key = String::with_capacity(ids.len() * 4);
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(&id.to_string());
         }
-        Series::IntGauge(c) => {
-            let mut v = proto::Gauge::default();
-            v.set_value(c.sum(0) as i64 as f64);
-            metric.set_gauge(v);
-        }
-        Series::Gauge(c) => {
-            let mut v = proto::Gauge::default();
-            v.set_value(c.sum_f64(0));
-            metric.set_gauge(v);
-        }
-        Series::Histogram(h) => {
-            let snapshot = h.snapshot();
-            let mut v = proto::Histogram::default();
-            let count = snapshot.cumulative.last().copied().unwrap_or(0);
-            v.set_sample_count(count);
-            v.set_sample_sum(snapshot.sum);
-            v.set_bucket(
-                h.bounds()
-                    .iter()
-                    .zip(&snapshot.cumulative)
-                    .map(|(bound, n)| {
-                        let mut b = proto::Bucket::default();
-                        b.set_upper_bound(*bound);
-                        b.set_cumulative_count(*n);
-                        b
-                    })
-                    .collect(),
-            );
-            metric.set_histogram(v);
+        key
+    }
+
+    /// The value ids of tuple `id`.
+    fn tuple(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
+        self.tuples
+            .value(id)
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+    }
+
+    /// Releases tuple `id` once, and its values with it.
+    fn release_tuple(&mut self, id: u32) {
+        let ids: Vec<u32> = self.tuple(id).collect();
+        self.tuples.release(id);
+        for value in ids {
+            self.values.release(value);
         }
     }
 }
@@ -368,11 +367,8 @@ pub(crate) struct Store {
     by_exported: RwLock<HashMap<String, Arc<Family>>>,
     pub(crate) errors: [Cells; RecordError::ALL.len()],
     errors_desc: Desc,
-    /// Label values, and per `source_url` value id the handles of its
-    /// series not yet released. Held while a scrape collects, so it never
-    /// sees part of a source.
-    interner: Mutex<Interner>,
-    held: Mutex<HashMap<u32, usize>>,
+    /// Held while a scrape collects, so it never sees part of a source.
+    index: Mutex<Index>,
     /// The contract's families, announced to the registry so that a
     /// family of the same name registered by someone else is refused.
     contract_descs: Vec<Desc>,
@@ -382,8 +378,8 @@ impl Store {
     pub(crate) fn new(duration_buckets: Vec<f64>, shards: usize) -> Self {
         let help = "Metric calls dropped by vast-metrics instead of failing the caller, by reason.";
         let slab = Slab::new(shards);
-        let errors =
-            RecordError::ALL.map(|_| slab.alloc(1).expect("a new slab has room for a cell"));
+        let errors = RecordError::ALL
+            .map(|_| slab.cells(slab.alloc(1).expect("a new slab has room for a cell")));
         let errors_desc = Desc::new(
             ERRORS_METRIC.into(),
             help.into(),
@@ -407,8 +403,7 @@ impl Store {
             by_exported: Default::default(),
             errors,
             errors_desc,
-            interner: Mutex::default(),
-            held: Mutex::default(),
+            index: Mutex::default(),
         }
     }
 
@@ -475,90 +470,95 @@ impl Store {
             return Err(RecordError::LabelValueTooLong);
         }
         let hold = hold && family.is_per_source();
-        let mut interner = self.interner.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = self.find(family, &interner, values());
-        let series = match found {
-            Some(series) => series,
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = match Self::find(family, &index, values()) {
+            Some(at) => at,
             None => {
-                let cells = self
+                let at = self
                     .slab
                     .alloc(family.width())
                     .ok_or(RecordError::InvalidName)?;
-                let mut ids = values().map(|v| interner.hold(v));
+                let mut ids = values().map(|v| index.values.hold(v));
                 let first = ids.next().unwrap_or(NO_LABELS);
                 let rest: Vec<u32> = ids.collect();
-                let series = match family.shape {
-                    Shape::Counter => Series::Counter(cells),
-                    Shape::Gauge if family.integer => Series::IntGauge(cells),
-                    Shape::Gauge => Series::Gauge(cells),
-                    Shape::Histogram | Shape::Timing => {
-                        Series::Histogram(HistogramCells::new(cells, family.bounds.clone()))
-                    }
-                };
-                family
+                let rest = index.tuples.hold(&Index::tuple_key(&rest));
+                let mut series = family
                     .series
                     .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry(first)
-                    .or_default()
-                    .push(Stored {
-                        rest: Rest::new(&rest),
-                        series: series.clone(),
-                    });
-                series
+                    .unwrap_or_else(PoisonError::into_inner);
+                let group = series.entry(first).or_default();
+                let mut grown = Vec::with_capacity(group.len() + 1);
+                grown.extend(group.iter().map(|s| Stored {
+                    rest: s.rest,
+                    at: s.at,
+                }));
+                grown.push(Stored { rest, at });
+                *group = grown.into_boxed_slice();
+                at
             }
         };
+        let cells = || self.slab.cells(at);
+        let series = match family.shape {
+            Shape::Counter => Series::Counter(cells()),
+            Shape::Gauge if family.integer => Series::IntGauge(cells()),
+            Shape::Gauge => Series::Gauge(cells()),
+            Shape::Histogram | Shape::Timing => Series::Histogram(
+                index
+                    .histograms
+                    .entry(at)
+                    .or_insert_with(|| {
+                        Arc::new(HistogramCells::new(cells(), family.bounds.clone()))
+                    })
+                    .clone(),
+            ),
+        };
         if hold {
-            if let Some(first) = values().next().and_then(|v| interner.get(v)) {
-                let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-                *held.entry(first).or_default() += 1;
+            if let Some(first) = values().next().and_then(|v| index.values.get(v)) {
+                *index.held.entry(first).or_default() += 1;
             }
         }
         Ok(series)
     }
 
     fn find<'a>(
-        &self,
         family: &Family,
-        interner: &Interner,
+        index: &Index,
         mut values: impl Iterator<Item = &'a str>,
-    ) -> Option<Series> {
+    ) -> Option<CellRef> {
         let first = match values.next() {
-            Some(v) => interner.get(v)?,
+            Some(v) => index.values.get(v)?,
             None => NO_LABELS,
         };
         let rest = values
-            .map(|v| interner.get(v))
+            .map(|v| index.values.get(v))
             .collect::<Option<Vec<u32>>>()?;
-        let rest = Rest::new(&rest);
+        let rest = index.tuples.get(&Index::tuple_key(&rest))?;
         let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
         series
             .get(&first)?
             .iter()
             .find(|s| s.rest == rest)
-            .map(|s| s.series.clone())
+            .map(|s| s.at)
     }
 
     /// Gives back one handle of source `source`; with the last, every
     /// series of it goes.
     pub(crate) fn release(&self, source: &str) {
-        let mut interner = self.interner.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(id) = interner.get(source) else {
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(id) = index.values.get(source) else {
             return;
         };
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(handles) = held.get_mut(&id) else {
+        let Some(handles) = index.held.get_mut(&id) else {
             return;
         };
         *handles = handles.saturating_sub(1);
         if *handles > 0 {
             return;
         }
-        held.remove(&id);
-        if held.capacity() > 64 && held.len() < held.capacity() / 4 {
-            held.shrink_to_fit();
+        index.held.remove(&id);
+        if index.held.capacity() > 64 && index.held.len() < index.held.capacity() / 4 {
+            index.held.shrink_to_fit();
         }
-        drop(held);
         let families: Vec<Arc<Family>> = self
             .by_exported
             .read()
@@ -568,13 +568,13 @@ impl Store {
             .cloned()
             .collect();
         for family in families {
-            family.remove(id, &mut interner, &self.slab);
+            family.remove(id, &mut index, &self.slab);
         }
     }
 
     /// The exemplars of every histogram series that has some.
     pub(crate) fn exemplars(&self) -> ExemplarMap {
-        let interner = self.interner.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = HashMap::new();
         for family in self
             .by_exported
@@ -582,7 +582,7 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
             .values()
         {
-            family.exemplars(&interner, &mut out);
+            family.exemplars(&index, &mut out);
         }
         out
     }
@@ -608,25 +608,25 @@ impl Collector for StoreCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let store = &self.0;
         // No source's series are dropped while the families are read.
-        let interner = store
-            .interner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let index = store.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let slab = store.slab.reader();
         let mut out: Vec<MetricFamily> = store
             .by_exported
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter_map(|f| f.collect(&interner))
+            .filter_map(|f| f.collect(&index, &slab))
             .collect();
-        drop(interner);
+        drop(index);
         let mut errors = MetricFamily::default();
         errors.set_name(ERRORS_METRIC.to_owned());
         errors.set_help(store.errors_desc.help.clone());
         errors.set_field_type(MetricType::COUNTER);
         for (reason, cells) in RecordError::ALL.iter().zip(&store.errors) {
             let mut metric = proto::Metric::default();
-            fill(&mut metric, &Series::Counter(cells.clone()));
+            let mut v = proto::Counter::default();
+            v.set_value(cells.sum(0) as f64);
+            metric.set_counter(v);
             metric.set_label(vec![label_pair("reason", reason.reason())]);
             errors.mut_metric().push(metric);
         }

@@ -233,7 +233,11 @@ impl Hasher for PassThrough {
 
 /// A request URL that can be hashed into a source label.
 pub(crate) trait UrlHash {
+    /// The keyed hash of the normalised URL (the label's source).
     fn hash_with(&self, hasher: &SourceHasher) -> Option<u64>;
+    /// A fast hash of the URL's scheme, authority and path as written: the
+    /// key of the resolver's cache of [`hash_with`](Self::hash_with).
+    fn raw_key(&self, raw: &RawHasher) -> u64;
 }
 
 impl UrlHash for Uri {
@@ -241,7 +245,44 @@ impl UrlHash for Uri {
     fn hash_with(&self, hasher: &SourceHasher) -> Option<u64> {
         hasher.hash_uri(self)
     }
+
+    #[inline]
+    fn raw_key(&self, raw: &RawHasher) -> u64 {
+        raw.hash(
+            self.scheme_str().unwrap_or(""),
+            self.authority().map_or("", |a| a.as_str()),
+            self.path(),
+        )
+    }
 }
+
+/// Hashes URLs as written, fast, with a per-resolver random seed: a cache
+/// key, never a label (labels come from [`SourceHasher`]).
+pub(crate) struct RawHasher(foldhash::fast::RandomState);
+
+impl RawHasher {
+    fn new() -> Self {
+        RawHasher(foldhash::fast::RandomState::default())
+    }
+
+    #[inline]
+    pub(crate) fn hash(&self, scheme: &str, authority: &str, path: &str) -> u64 {
+        use std::hash::BuildHasher;
+        let mut h = self.0.build_hasher();
+        // Lengths first: the three parts cannot run into each other.
+        h.write_usize(scheme.len());
+        h.write_usize(authority.len());
+        h.write(scheme.as_bytes());
+        h.write(authority.as_bytes());
+        h.write(path.as_bytes());
+        h.finish()
+    }
+}
+
+/// URLs as written (their [`RawHasher`] hash) -> source hash: a URL seen
+/// before skips URI parsing and SipHash. At most this many per source slot
+/// (the same source written with another case, port or user info).
+const RAW_PER_SOURCE: usize = 4;
 
 /// An alias given for a URL that cannot label anything.
 #[derive(Debug, thiserror::Error)]
@@ -378,7 +419,9 @@ impl<T> Expiry<T> {
 /// most once per expiry period.
 pub(crate) struct SourceResolver<T> {
     config: SourceConfig,
-    table: RwLock<Table<T>>,
+    table: RwLock<Tables<T>>,
+    /// Under the table's lock: see [`RAW_PER_SOURCE`].
+    raw: RawHasher,
     /// Entries that count against the cap (all but aliases).
     counted: AtomicUsize,
     fixed: OnceLock<Arc<T>>,
@@ -386,7 +429,11 @@ pub(crate) struct SourceResolver<T> {
     expiry: Option<Expiry<T>>,
 }
 
-type Table<T> = HashMap<u64, Entry<T>, BuildHasherDefault<PassThrough>>;
+/// The sources by hash, and the cache of URLs as written.
+struct Tables<T> {
+    by_hash: HashMap<u64, Entry<T>, BuildHasherDefault<PassThrough>>,
+    by_raw: HashMap<u64, u64, BuildHasherDefault<PassThrough>>,
+}
 
 impl<T> SourceResolver<T> {
     pub(crate) fn new(config: SourceConfig) -> Self {
@@ -405,7 +452,11 @@ impl<T> SourceResolver<T> {
             .collect();
         SourceResolver {
             config,
-            table: RwLock::new(table),
+            table: RwLock::new(Tables {
+                by_hash: table,
+                by_raw: HashMap::default(),
+            }),
+            raw: RawHasher::new(),
             counted: AtomicUsize::new(0),
             fixed: OnceLock::new(),
             other: OnceLock::new(),
@@ -432,7 +483,7 @@ impl<T> SourceResolver<T> {
         label: Option<&SourceLabel>,
         url: &dyn UrlHash,
         at: quanta::Instant,
-        make: impl FnOnce(&str) -> T,
+        make: impl Fn(&str) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         if let Some(label) = label {
@@ -442,21 +493,78 @@ impl<T> SourceResolver<T> {
         if let Some(fixed) = &self.config.fixed {
             return self.fixed.get_or_init(|| Arc::new(make(fixed))).clone();
         }
-        match url.hash_with(&self.config.hasher) {
-            Some(hash) => self.lookup(hash, None, Some(at), make, overflow),
-            None => self.other(make),
+        // A URL seen before: one lock, no parsing, no SipHash.
+        let raw = url.raw_key(&self.raw);
+        let now = self.now(Some(at));
+        {
+            let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(hash) = table.by_raw.get(&raw).copied() {
+                if let Some((found, sweep)) = self.known(&table, hash, None, now, &make) {
+                    drop(table);
+                    if sweep {
+                        self.sweep(now);
+                    }
+                    return found;
+                }
+            }
         }
+        let Some(hash) = url.hash_with(&self.config.hasher) else {
+            return self.other(make);
+        };
+        let found = self.lookup(hash, None, Some(at), make, overflow);
+        // Past the cap (`other`) a URL is not cached: it takes the slow
+        // path until a slot frees.
+        if !self.other.get().is_some_and(|o| Arc::ptr_eq(o, &found)) {
+            self.remember(raw, hash);
+        }
+        found
     }
 
     /// The handles of a name (a [`SourceLabel`], an event type).
     pub(crate) fn by_name(
         &self,
         name: &str,
-        make: impl FnOnce(&str) -> T,
+        make: impl Fn(&str) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         let hash = self.config.hasher.hash_name(name);
         self.lookup(hash, Some(name), None, make, overflow)
+    }
+
+    /// The expiry clock at `at` (or now); 0 without expiry.
+    #[inline]
+    fn now(&self, at: Option<quanta::Instant>) -> u64 {
+        self.expiry.as_ref().map_or(0, |expiry| {
+            expiry.ms(at.unwrap_or_else(quanta::Instant::now))
+        })
+    }
+
+    /// The handles of a source already in the table, and whether the
+    /// caller should sweep once the table is unlocked.
+    #[inline]
+    fn known(
+        &self,
+        table: &Tables<T>,
+        hash: u64,
+        name: Option<&str>,
+        now: u64,
+        make: &impl Fn(&str) -> T,
+    ) -> Option<(Arc<T>, bool)> {
+        let entry = table.by_hash.get(&hash)?;
+        if name.is_some_and(|n| *entry.label != *n) {
+            return None;
+        }
+        let found = entry
+            .value
+            .get_or_init(|| Arc::new(make(&entry.label)))
+            .clone();
+        // Rarely (at most once per expiry period, from a request that
+        // moved its source's clock): forget idle sources without waiting
+        // for a new one.
+        let sweep = self.expiry.as_ref().is_some_and(|expiry| {
+            expiry.touch(&entry.used, now) && expiry.claim(now, expiry.after.max(1000))
+        });
+        Some((found, sweep))
     }
 
     fn lookup(
@@ -464,38 +572,23 @@ impl<T> SourceResolver<T> {
         hash: u64,
         name: Option<&str>,
         at: Option<quanta::Instant>,
-        make: impl FnOnce(&str) -> T,
+        make: impl Fn(&str) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
+        let now = self.now(at);
+        {
+            let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((found, sweep)) = self.known(&table, hash, name, now, &make) {
+                drop(table);
+                if sweep {
+                    self.sweep(now);
+                }
+                return found;
+            }
+        }
         // A name is compared in full: two names never share handles, even
         // when their 64-bit hashes collide (the second is then `other`).
         let matches = |e: &Entry<T>| name.is_none_or(|n| *e.label == *n);
-        let now = self.expiry.as_ref().map_or(0, |expiry| {
-            expiry.ms(at.unwrap_or_else(quanta::Instant::now))
-        });
-        {
-            let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = table.get(&hash) {
-                if matches(entry) {
-                    let found = entry
-                        .value
-                        .get_or_init(|| Arc::new(make(&entry.label)))
-                        .clone();
-                    if let Some(expiry) = &self.expiry {
-                        // Rarely (at most once per expiry period, from a
-                        // request that moved its source's clock): forget
-                        // idle sources without waiting for a new one.
-                        if expiry.touch(&entry.used, now)
-                            && expiry.claim(now, expiry.after.max(1000))
-                        {
-                            drop(table);
-                            self.sweep(now);
-                        }
-                    }
-                    return found;
-                }
-            }
-        }
         // A new source (or a colliding name): sweep first, at most once per
         // tick, so that expired sources free their slots.
         if let Some(expiry) = &self.expiry {
@@ -508,7 +601,7 @@ impl<T> SourceResolver<T> {
             return self.other(make);
         }
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        let entry = match table.entry(hash) {
+        let entry = match table.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(e) if matches(e.get()) => e.into_mut(),
             std::collections::hash_map::Entry::Occupied(_) => {
                 drop(table);
@@ -543,6 +636,17 @@ impl<T> SourceResolver<T> {
             .clone()
     }
 
+    /// Caches the source hash of a URL as written, if its source has a
+    /// table entry and the cache has room.
+    #[cold]
+    fn remember(&self, raw: u64, hash: u64) {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let room = table.by_raw.len() < self.config.max.saturating_add(16) * RAW_PER_SOURCE;
+        if room && table.by_hash.contains_key(&hash) {
+            table.by_raw.insert(raw, hash);
+        }
+    }
+
     /// Forgets the sources idle past the expiry that no request holds, and
     /// releases their handles (after the table is unlocked: a source seen
     /// again meanwhile gets new handles, and the backend keeps a series
@@ -566,18 +670,24 @@ impl<T> SourceResolver<T> {
                 e.counted && expiry.idle(e.used.load(Ordering::Relaxed), now)
             };
             let keys: Vec<u64> = table
+                .by_hash
                 .iter()
                 .filter(|(_, e)| idle(e))
                 .map(|(k, _)| *k)
                 .collect();
             for key in keys {
-                if let Some(entry) = table.remove(&key) {
+                if let Some(entry) = table.by_hash.remove(&key) {
                     self.counted.fetch_sub(1, Ordering::Relaxed);
                     expired.extend(entry.value.into_inner());
                 }
             }
-            if table.capacity() > 64 && table.len() < table.capacity() / 4 {
-                table.shrink_to_fit();
+            let Tables { by_hash, by_raw } = &mut *table;
+            by_raw.retain(|_, hash| by_hash.contains_key(hash));
+            if by_hash.capacity() > 64 && by_hash.len() < by_hash.capacity() / 4 {
+                by_hash.shrink_to_fit();
+            }
+            if by_raw.capacity() > 64 && by_raw.len() < by_raw.capacity() / 4 {
+                by_raw.shrink_to_fit();
             }
         }
         for handles in expired {

@@ -13,11 +13,16 @@ use super::in_flight::InFlight;
 use super::service::VastMetricsService;
 use crate::classify::{error_type_of, Classifier, Outcome};
 use crate::record::ClientSeries;
-use crate::source::{SourceHasher, UrlHash};
+use crate::source::{RawHasher, SourceHasher, UrlHash};
 
 impl UrlHash for reqwest::Url {
     fn hash_with(&self, hasher: &SourceHasher) -> Option<u64> {
         Some(hasher.hash_parts(self.scheme(), self.host_str()?, self.port(), self.path()))
+    }
+
+    fn raw_key(&self, raw: &RawHasher) -> u64 {
+        // `Url` keeps its serialisation: these are slices of it.
+        raw.hash(self.scheme(), self.authority(), self.path())
     }
 }
 

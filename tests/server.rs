@@ -189,9 +189,15 @@ async fn gzip_when_accepted() {
 
     assert_eq!(gz.status(), StatusCode::OK);
     assert_eq!(header_str(&gz, header::CONTENT_ENCODING), Some("gzip"));
-    assert_eq!(header_str(&gz, header::VARY), Some("accept, accept-encoding"));
+    assert_eq!(
+        header_str(&gz, header::VARY),
+        Some("accept, accept-encoding")
+    );
     assert_eq!(header_str(&gz, header::CONTENT_TYPE), Some(CONTENT_TYPE));
-    assert_eq!(header_str(&plain, header::VARY), Some("accept, accept-encoding"));
+    assert_eq!(
+        header_str(&plain, header::VARY),
+        Some("accept, accept-encoding")
+    );
     assert_ne!(gz_body, plain_body);
     // Nothing was recorded between the two scrapes.
     assert_eq!(gunzip(&gz_body), std::str::from_utf8(&plain_body).unwrap());

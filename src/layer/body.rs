@@ -27,7 +27,8 @@ pin_project! {
         #[pin]
         inner: B,
         in_flight: Option<InFlight<ClientSeries>>,
-        inspector: Option<Inspector>,
+        // Boxed: the body moves with the response, and is kept small.
+        inspector: Option<Box<Inspector>>,
         slot: Option<VerdictSlot>,
     }
 
@@ -67,7 +68,7 @@ where
         let mut body = ResponseBody {
             inner,
             in_flight: Some(in_flight),
-            inspector: inspect.map(|(limit, encoding)| Inspector::new(limit, encoding)),
+            inspector: inspect.map(|(limit, encoding)| Box::new(Inspector::new(limit, encoding))),
             slot,
         };
         // A body that is over before it starts may never be polled.
@@ -134,7 +135,7 @@ where
 /// Ends the request at the end of its body, with the inspection's verdict.
 fn finish(
     in_flight: &mut Option<InFlight<ClientSeries>>,
-    inspector: &mut Option<Inspector>,
+    inspector: &mut Option<Box<Inspector>>,
     slot: &Option<VerdictSlot>,
 ) {
     let Some(in_flight) = in_flight.take() else {
@@ -158,11 +159,11 @@ fn finish(
 /// read make a complete VAST document; otherwise leaves it to the guard.
 fn finish_if_complete(
     in_flight: &mut Option<InFlight<ClientSeries>>,
-    inspector: &mut Option<Inspector>,
+    inspector: &mut Option<Box<Inspector>>,
     slot: &Option<VerdictSlot>,
 ) {
     let now = Instant::now();
-    match inspector.as_ref().and_then(Inspector::peek) {
+    match inspector.as_deref().and_then(Inspector::peek) {
         Some(verdict) if verdict.is_vast() => {
             if let Some(in_flight) = in_flight.take() {
                 end(in_flight, Some(verdict), now, slot);

@@ -16,7 +16,16 @@ pub(crate) struct InFlight<T: Target> {
     target: Option<Arc<T>>,
     start: Instant,
     latency: Latency,
-    to_headers: Option<Duration>,
+    /// Nanoseconds to the headers, with `Latency::ToHeaders`; `u64::MAX`
+    /// until then (an `Option<Duration>` would double it: the guard moves
+    /// with every response, so it is kept small).
+    to_headers: u64,
+    /// What few requests carry, boxed for the same reason.
+    context: Option<Box<Context>>,
+}
+
+/// A request's deadline and trace, when it has either.
+struct Context {
     deadline: Option<Deadline>,
     /// The request's trace context: its duration's exemplar.
     trace: Option<TraceContext>,
@@ -42,16 +51,30 @@ impl<T: Target> InFlight<T> {
             target: Some(target),
             start,
             latency,
-            to_headers: None,
-            deadline,
-            trace: None,
+            to_headers: u64::MAX,
+            context: deadline.map(|deadline| {
+                Box::new(Context {
+                    deadline: Some(deadline),
+                    trace: None,
+                })
+            }),
         }
     }
 
     /// The request carries `trace`.
     #[inline]
     pub(crate) fn traced(mut self, trace: Option<TraceContext>) -> Self {
-        self.trace = trace;
+        if let Some(trace) = trace {
+            match &mut self.context {
+                Some(context) => context.trace = Some(trace),
+                None => {
+                    self.context = Some(Box::new(Context {
+                        deadline: None,
+                        trace: Some(trace),
+                    }))
+                }
+            }
+        }
         self
     }
 
@@ -64,7 +87,8 @@ impl<T: Target> InFlight<T> {
     #[inline]
     pub(crate) fn headers(&mut self) {
         if self.latency == Latency::ToHeaders {
-            self.to_headers = Some(self.start.elapsed());
+            let nanos = self.start.elapsed().as_nanos();
+            self.to_headers = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
         }
     }
 
@@ -78,8 +102,10 @@ impl<T: Target> InFlight<T> {
     /// The latency as configured, with `now` read by the caller.
     #[inline]
     pub(crate) fn elapsed_at(&self, now: Instant) -> Duration {
-        self.to_headers
-            .unwrap_or_else(|| now.saturating_duration_since(self.start))
+        match self.to_headers {
+            u64::MAX => now.saturating_duration_since(self.start),
+            nanos => Duration::from_nanos(nanos),
+        }
     }
 
     /// Ends the request with an outcome, its latency and the inspection
@@ -92,7 +118,8 @@ impl<T: Target> InFlight<T> {
         inspection: Option<(VastVerdict, Duration)>,
     ) {
         if let Some(target) = self.target.take() {
-            target.finish(outcome, elapsed, inspection, self.trace.as_ref());
+            let trace = self.context.as_ref().and_then(|c| c.trace.as_ref());
+            target.finish(outcome, elapsed, inspection, trace);
         }
     }
 }
@@ -105,7 +132,7 @@ impl<T: Target> Drop for InFlight<T> {
             let error = if std::thread::panicking() {
                 ErrorType::Other
             } else {
-                Deadline::dropped(self.deadline)
+                Deadline::dropped(self.context.as_ref().and_then(|c| c.deadline))
             };
             self.finish(Outcome::Failure(error));
         }

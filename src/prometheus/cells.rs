@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::trace::TraceContext;
@@ -164,7 +164,7 @@ impl Cells {
 /// Hands out runs of cells, and takes them back.
 pub(crate) struct Slab {
     shards: usize,
-    state: Mutex<SlabState>,
+    state: RwLock<SlabState>,
 }
 
 #[derive(Default)]
@@ -180,7 +180,7 @@ impl Slab {
     pub(crate) fn new(shards: usize) -> Self {
         Slab {
             shards: shards.max(1).next_power_of_two(),
-            state: Mutex::default(),
+            state: RwLock::default(),
         }
     }
 
@@ -189,7 +189,7 @@ impl Slab {
         if width == 0 || width as usize > CHUNK_CELLS {
             return None;
         }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(at) = state.free.get_mut(&width).and_then(Vec::pop) {
             return Some(at);
         }
@@ -208,7 +208,7 @@ impl Slab {
 
     /// The run at `at`, to record into.
     pub(crate) fn cells(&self, at: CellRef) -> Cells {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         Cells {
             chunk: state.chunks[at.chunk as usize].clone(),
             start: at.start,
@@ -217,14 +217,14 @@ impl Slab {
 
     /// Reads runs without locking the slab for each.
     pub(crate) fn reader(&self) -> SlabReader {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         SlabReader(state.chunks.clone())
     }
 
     /// Takes back a run of `width` cells whose series was dropped.
     pub(crate) fn free(&self, at: CellRef, width: u32) {
         self.cells(at).clear(width);
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         state.free.entry(width).or_default().push(at);
     }
 }

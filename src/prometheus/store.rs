@@ -8,7 +8,8 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::hash::Hash;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
@@ -58,31 +59,44 @@ pub(crate) enum Series {
     Histogram(Arc<HistogramCells>),
 }
 
-/// Label values, interned: each distinct value stored once, however many
-/// series carry it, and freed with its last series.
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<Arc<str>, u32>,
-    /// By id: the value and how many series positions hold it.
-    values: Vec<(Option<Arc<str>>, usize)>,
+/// Label values (`str`) or tuples of their ids (`[u32]`), interned: each
+/// stored once, however many series carry it, and freed with its last.
+struct Interner<K: ?Sized> {
+    ids: HashMap<Arc<K>, u32>,
+    /// By id: the value and how many series hold it.
+    values: Vec<(Option<Arc<K>>, usize)>,
     free: Vec<u32>,
 }
 
-impl Interner {
-    fn get(&self, value: &str) -> Option<u32> {
+impl<K: ?Sized> Default for Interner<K> {
+    fn default() -> Self {
+        Interner {
+            ids: HashMap::new(),
+            values: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<K> Interner<K>
+where
+    K: ?Sized + Hash + Eq,
+    for<'a> Arc<K>: From<&'a K>,
+{
+    fn get(&self, value: &K) -> Option<u32> {
         self.ids.get(value).copied()
     }
 
-    fn value(&self, id: u32) -> &str {
-        self.values[id as usize].0.as_deref().unwrap_or("")
+    fn value(&self, id: u32) -> Option<&K> {
+        self.values.get(id as usize)?.0.as_deref()
     }
 
     /// The id of `value`, held once more.
-    fn hold(&mut self, value: &str) -> u32 {
+    fn hold(&mut self, value: &K) -> u32 {
         let id = match self.ids.get(value) {
             Some(id) => *id,
             None => {
-                let value: Arc<str> = value.into();
+                let value: Arc<K> = Arc::from(value);
                 let id = match self.free.pop() {
                     Some(id) => {
                         self.values[id as usize] = (Some(value.clone()), 0);
@@ -102,7 +116,9 @@ impl Interner {
     }
 
     fn release(&mut self, id: u32) {
-        let slot = &mut self.values[id as usize];
+        let Some(slot) = self.values.get_mut(id as usize) else {
+            return;
+        };
         slot.1 = slot.1.saturating_sub(1);
         if slot.1 == 0 {
             if let Some(value) = slot.0.take() {
@@ -221,9 +237,9 @@ impl Family {
             for stored in group.iter() {
                 let mut values: Vec<&str> = Vec::with_capacity(4);
                 if *first != NO_LABELS {
-                    values.push(index.values.value(*first));
+                    values.push(index.value(*first));
                 }
-                values.extend(index.tuple(stored.rest).map(|id| index.values.value(id)));
+                values.extend(index.tuple(stored.rest).iter().map(|id| index.value(*id)));
                 f(values, stored);
             }
         }
@@ -315,11 +331,10 @@ pub(crate) type ExemplarMap = HashMap<(String, Vec<String>), Vec<Option<Exemplar
 /// them, histograms' shared state, and which sources are held.
 #[derive(Default)]
 struct Index {
-    values: Interner,
-    /// Tuples of value ids (the labels after the first), interned as
-    /// comma-separated ids: a source's series share their tuples with
-    /// every other source's.
-    tuples: Interner,
+    values: Interner<str>,
+    /// Tuples of value ids (the labels after the first): a source's
+    /// series share their tuples with every other source's.
+    tuples: Interner<[u32]>,
     /// Histogram series' handles, shared so that their exemplars are.
     histograms: HashMap<CellRef, Arc<HistogramCells>>,
     /// Per `source_url` value id: the handles of its series not yet
@@ -328,29 +343,18 @@ struct Index {
 }
 
 impl Index {
-    fn tuple_key(ids: &[u32]) -> String {
-        let mut key = String::with_capacity(ids.len() * 4);
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                key.push(',');
-            }
-            key.push_str(&id.to_string());
-        }
-        key
+    fn value(&self, id: u32) -> &str {
+        self.values.value(id).unwrap_or("")
     }
 
     /// The value ids of tuple `id`.
-    fn tuple(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
-        self.tuples
-            .value(id)
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| s.parse().ok())
+    fn tuple(&self, id: u32) -> &[u32] {
+        self.tuples.value(id).unwrap_or(&[])
     }
 
     /// Releases tuple `id` once, and its values with it.
     fn release_tuple(&mut self, id: u32) {
-        let ids: Vec<u32> = self.tuple(id).collect();
+        let ids: Vec<u32> = self.tuple(id).to_vec();
         self.tuples.release(id);
         for value in ids {
             self.values.release(value);
@@ -368,7 +372,7 @@ pub(crate) struct Store {
     pub(crate) errors: [Cells; RecordError::ALL.len()],
     errors_desc: Desc,
     /// Held while a scrape collects, so it never sees part of a source.
-    index: Mutex<Index>,
+    index: RwLock<Index>,
     /// The contract's families, announced to the registry so that a
     /// family of the same name registered by someone else is refused.
     contract_descs: Vec<Desc>,
@@ -403,7 +407,7 @@ impl Store {
             by_exported: Default::default(),
             errors,
             errors_desc,
-            index: Mutex::default(),
+            index: RwLock::default(),
         }
     }
 
@@ -470,7 +474,15 @@ impl Store {
             return Err(RecordError::LabelValueTooLong);
         }
         let hold = hold && family.is_per_source();
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        // A series that exists, not held: a read lock (the by-name API's
+        // every call).
+        if !hold {
+            let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = Self::find(family, &index, values()) {
+                return Ok(self.handle(family, at, &index));
+            }
+        }
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
         let at = match Self::find(family, &index, values()) {
             Some(at) => at,
             None => {
@@ -481,7 +493,7 @@ impl Store {
                 let mut ids = values().map(|v| index.values.hold(v));
                 let first = ids.next().unwrap_or(NO_LABELS);
                 let rest: Vec<u32> = ids.collect();
-                let rest = index.tuples.hold(&Index::tuple_key(&rest));
+                let rest = index.tuples.hold(&rest);
                 let mut series = family
                     .series
                     .write()
@@ -494,30 +506,35 @@ impl Store {
                 }));
                 grown.push(Stored { rest, at });
                 *group = grown.into_boxed_slice();
+                drop(series);
+                if matches!(family.shape, Shape::Histogram | Shape::Timing) {
+                    let cells = HistogramCells::new(self.slab.cells(at), family.bounds.clone());
+                    index.histograms.insert(at, Arc::new(cells));
+                }
                 at
             }
-        };
-        let cells = || self.slab.cells(at);
-        let series = match family.shape {
-            Shape::Counter => Series::Counter(cells()),
-            Shape::Gauge if family.integer => Series::IntGauge(cells()),
-            Shape::Gauge => Series::Gauge(cells()),
-            Shape::Histogram | Shape::Timing => Series::Histogram(
-                index
-                    .histograms
-                    .entry(at)
-                    .or_insert_with(|| {
-                        Arc::new(HistogramCells::new(cells(), family.bounds.clone()))
-                    })
-                    .clone(),
-            ),
         };
         if hold {
             if let Some(first) = values().next().and_then(|v| index.values.get(v)) {
                 *index.held.entry(first).or_default() += 1;
             }
         }
-        Ok(series)
+        Ok(self.handle(family, at, &index))
+    }
+
+    /// The handle of the series at `at`.
+    fn handle(&self, family: &Family, at: CellRef, index: &Index) -> Series {
+        let cells = || self.slab.cells(at);
+        match family.shape {
+            Shape::Counter => Series::Counter(cells()),
+            Shape::Gauge if family.integer => Series::IntGauge(cells()),
+            Shape::Gauge => Series::Gauge(cells()),
+            Shape::Histogram | Shape::Timing => {
+                Series::Histogram(index.histograms.get(&at).cloned().unwrap_or_else(|| {
+                    Arc::new(HistogramCells::new(cells(), family.bounds.clone()))
+                }))
+            }
+        }
     }
 
     fn find<'a>(
@@ -532,7 +549,7 @@ impl Store {
         let rest = values
             .map(|v| index.values.get(v))
             .collect::<Option<Vec<u32>>>()?;
-        let rest = index.tuples.get(&Index::tuple_key(&rest))?;
+        let rest = index.tuples.get(&rest)?;
         let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
         series
             .get(&first)?
@@ -544,7 +561,7 @@ impl Store {
     /// Gives back one handle of source `source`; with the last, every
     /// series of it goes.
     pub(crate) fn release(&self, source: &str) {
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
         let Some(id) = index.values.get(source) else {
             return;
         };
@@ -574,7 +591,7 @@ impl Store {
 
     /// The exemplars of every histogram series that has some.
     pub(crate) fn exemplars(&self) -> ExemplarMap {
-        let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
         let mut out = HashMap::new();
         for family in self
             .by_exported
@@ -608,7 +625,7 @@ impl Collector for StoreCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let store = &self.0;
         // No source's series are dropped while the families are read.
-        let index = store.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = store.index.read().unwrap_or_else(PoisonError::into_inner);
         let slab = store.slab.reader();
         let mut out: Vec<MetricFamily> = store
             .by_exported

@@ -132,9 +132,11 @@ where
     }
 }
 
-/// A series in its family, in three words: the interned tuple of its
-/// label values after the first, and where its cells are.
+/// A series, in sixteen bytes: its family, the interned tuple of its label
+/// values after the first, and where its cells are.
+#[derive(Clone, Copy)]
 struct Stored {
+    family: u16,
     rest: u32,
     at: CellRef,
 }
@@ -144,6 +146,8 @@ const NO_LABELS: u32 = u32::MAX;
 
 /// One exported metric family and its series.
 pub(crate) struct Family {
+    /// Its number in the store.
+    id: u16,
     name: String,
     help: String,
     shape: Shape,
@@ -153,9 +157,6 @@ pub(crate) struct Family {
     integer: bool,
     /// Fixed by the first call that records into the family.
     label_keys: RwLock<Option<Box<[String]>>>,
-    /// Series by their first label value's id, each group allocated to
-    /// its exact size (series are made rarely, recorded often).
-    series: RwLock<HashMap<u32, Box<[Stored]>>>,
 }
 
 impl Family {
@@ -214,38 +215,9 @@ impl Family {
         Ok(order)
     }
 
-    /// Drops every series whose first label value is `first`; their ids
-    /// and cells go back.
-    fn remove(&self, first: u32, index: &mut Index, slab: &Slab) {
-        let removed = self
-            .series
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&first);
-        for stored in removed.iter().flat_map(|r| r.iter()) {
-            index.values.release(first);
-            index.release_tuple(stored.rest);
-            index.histograms.remove(&stored.at);
-            slab.free(stored.at, self.width());
-        }
-    }
-
-    /// The series of this family, with their label values (family order).
-    fn each(&self, index: &Index, mut f: impl FnMut(Vec<&str>, &Stored)) {
-        let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
-        for (first, group) in series.iter() {
-            for stored in group.iter() {
-                let mut values: Vec<&str> = Vec::with_capacity(4);
-                if *first != NO_LABELS {
-                    values.push(index.value(*first));
-                }
-                values.extend(index.tuple(stored.rest).iter().map(|id| index.value(*id)));
-                f(values, stored);
-            }
-        }
-    }
-
-    fn collect(&self, index: &Index, slab: &SlabReader) -> Option<MetricFamily> {
+    /// The family's exposition, from its series (label values in the
+    /// family's order, and cells); `None` before its first record.
+    fn collect(&self, series: &[(Vec<&str>, CellRef)], slab: &SlabReader) -> Option<MetricFamily> {
         let keys = self.label_keys.read().unwrap_or_else(|e| e.into_inner());
         let keys = keys.as_deref()?;
         let mut family = MetricFamily::default();
@@ -257,29 +229,14 @@ impl Family {
             MetricKind::Histogram => MetricType::HISTOGRAM,
         });
         let metrics = family.mut_metric();
-        self.each(index, |values, stored| {
+        for (values, at) in series {
             let mut metric = proto::Metric::default();
-            metric.set_label(
-                keys.iter()
-                    .zip(values)
-                    .map(|(k, v)| label_pair(k, v))
-                    .collect(),
-            );
-            self.fill(&mut metric, &slab.cells(stored.at));
+            let pairs = keys.iter().zip(values).map(|(k, v)| label_pair(k, v));
+            metric.set_label(pairs.collect());
+            self.fill(&mut metric, &slab.cells(*at));
             metrics.push(metric);
-        });
+        }
         Some(family)
-    }
-
-    /// The exemplars of every series that has some, by label values.
-    fn exemplars(&self, index: &Index, out: &mut ExemplarMap) {
-        self.each(index, |values, stored| {
-            let kept = index.histograms.get(&stored.at).and_then(|h| h.exemplars());
-            if let Some(kept) = kept {
-                let values = values.into_iter().map(str::to_owned).collect();
-                out.insert((self.name.clone(), values), kept);
-            }
-        });
     }
 
     /// A series' values, read from its cells.
@@ -373,6 +330,12 @@ pub(crate) struct Store {
     errors_desc: Desc,
     /// Held while a scrape collects, so it never sees part of a source.
     index: RwLock<Index>,
+    /// Every series, by its first label value's id: all of a source's
+    /// series in one group, allocated to its exact size (series are made
+    /// rarely, recorded often), found and dropped together.
+    groups: RwLock<HashMap<u32, Box<[Stored]>>>,
+    /// Families by id.
+    families: RwLock<Vec<Arc<Family>>>,
     /// The contract's families, announced to the registry so that a
     /// family of the same name registered by someone else is refused.
     contract_descs: Vec<Desc>,
@@ -408,6 +371,8 @@ impl Store {
             errors,
             errors_desc,
             index: RwLock::default(),
+            groups: RwLock::default(),
+            families: RwLock::default(),
         }
     }
 
@@ -440,15 +405,21 @@ impl Store {
                     Shape::Histogram => prometheus::DEFAULT_BUCKETS[..].into(),
                     _ => Arc::new([]),
                 };
+                let mut families = self
+                    .families
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let id = u16::try_from(families.len()).map_err(|_| RecordError::InvalidName)?;
                 let family = Arc::new(Family {
+                    id,
                     name: e.key().clone(),
                     help,
                     shape,
                     bounds,
                     integer: shape == Shape::Gauge && names::lookup(dotted).is_some(),
                     label_keys: RwLock::new(None),
-                    series: RwLock::new(HashMap::new()),
                 });
+                families.push(family.clone());
                 e.insert(family).clone()
             }
         };
@@ -478,12 +449,12 @@ impl Store {
         // every call).
         if !hold {
             let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(at) = Self::find(family, &index, values()) {
+            if let Some(at) = self.find(family, &index, values()) {
                 return Ok(self.handle(family, at, &index));
             }
         }
         let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-        let at = match Self::find(family, &index, values()) {
+        let at = match self.find(family, &index, values()) {
             Some(at) => at,
             None => {
                 let at = self
@@ -494,19 +465,22 @@ impl Store {
                 let first = ids.next().unwrap_or(NO_LABELS);
                 let rest: Vec<u32> = ids.collect();
                 let rest = index.tuples.hold(&rest);
-                let mut series = family
-                    .series
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let group = series.entry(first).or_default();
+                let stored = Stored {
+                    family: family.id,
+                    rest,
+                    at,
+                };
+                let mut groups = self.groups.write().unwrap_or_else(PoisonError::into_inner);
+                let group = groups.entry(first).or_default();
+                // Sorted by family and tuple, for a binary search.
+                let key = |s: &Stored| (s.family, s.rest);
+                let i = group.partition_point(|s| key(s) < key(&stored));
                 let mut grown = Vec::with_capacity(group.len() + 1);
-                grown.extend(group.iter().map(|s| Stored {
-                    rest: s.rest,
-                    at: s.at,
-                }));
-                grown.push(Stored { rest, at });
+                grown.extend_from_slice(&group[..i]);
+                grown.push(stored);
+                grown.extend_from_slice(&group[i..]);
                 *group = grown.into_boxed_slice();
-                drop(series);
+                drop(groups);
                 if matches!(family.shape, Shape::Histogram | Shape::Timing) {
                     let cells = HistogramCells::new(self.slab.cells(at), family.bounds.clone());
                     index.histograms.insert(at, Arc::new(cells));
@@ -538,6 +512,7 @@ impl Store {
     }
 
     fn find<'a>(
+        &self,
         family: &Family,
         index: &Index,
         mut values: impl Iterator<Item = &'a str>,
@@ -550,12 +525,32 @@ impl Store {
             .map(|v| index.values.get(v))
             .collect::<Option<Vec<u32>>>()?;
         let rest = index.tuples.get(&rest)?;
-        let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
-        series
-            .get(&first)?
-            .iter()
-            .find(|s| s.rest == rest)
-            .map(|s| s.at)
+        let groups = self.groups.read().unwrap_or_else(PoisonError::into_inner);
+        let group = groups.get(&first)?;
+        let i = group
+            .binary_search_by_key(&(family.id, rest), |s| (s.family, s.rest))
+            .ok()?;
+        Some(group[i].at)
+    }
+
+    /// Calls `f` with each series' family, label values (family order)
+    /// and cells.
+    fn each<'i>(&self, index: &'i Index, mut f: impl FnMut(&Family, Vec<&'i str>, CellRef)) {
+        let families = self.families.read().unwrap_or_else(PoisonError::into_inner);
+        let groups = self.groups.read().unwrap_or_else(PoisonError::into_inner);
+        for (first, group) in groups.iter() {
+            for stored in group.iter() {
+                let Some(family) = families.get(usize::from(stored.family)) else {
+                    continue;
+                };
+                let mut values: Vec<&'i str> = Vec::with_capacity(4);
+                if *first != NO_LABELS {
+                    values.push(index.value(*first));
+                }
+                values.extend(index.tuple(stored.rest).iter().map(|id| index.value(*id)));
+                f(family, values, stored.at);
+            }
+        }
     }
 
     /// Gives back one handle of source `source`; with the last, every
@@ -576,16 +571,32 @@ impl Store {
         if index.held.capacity() > 64 && index.held.len() < index.held.capacity() / 4 {
             index.held.shrink_to_fit();
         }
-        let families: Vec<Arc<Family>> = self
-            .by_exported
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|f| f.is_per_source())
-            .cloned()
-            .collect();
-        for family in families {
-            family.remove(id, &mut index, &self.slab);
+        // The group holds this value's series of every family: only those
+        // of families labelled by source go.
+        let families = self.families.read().unwrap_or_else(PoisonError::into_inner);
+        let per_source = |s: &Stored| {
+            families
+                .get(usize::from(s.family))
+                .is_some_and(|f| f.is_per_source())
+        };
+        let mut groups = self.groups.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(group) = groups.remove(&id) else {
+            return;
+        };
+        let (gone, kept): (Vec<Stored>, Vec<Stored>) = group.iter().partition(|s| per_source(s));
+        if !kept.is_empty() {
+            groups.insert(id, kept.into_boxed_slice());
+        }
+        if groups.capacity() > 64 && groups.len() < groups.capacity() / 4 {
+            groups.shrink_to_fit();
+        }
+        drop(groups);
+        for stored in gone {
+            index.values.release(id);
+            index.release_tuple(stored.rest);
+            index.histograms.remove(&stored.at);
+            let width = families[usize::from(stored.family)].width();
+            self.slab.free(stored.at, width);
         }
     }
 
@@ -593,14 +604,13 @@ impl Store {
     pub(crate) fn exemplars(&self) -> ExemplarMap {
         let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
         let mut out = HashMap::new();
-        for family in self
-            .by_exported
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-        {
-            family.exemplars(&index, &mut out);
-        }
+        self.each(&index, |family, values, at| {
+            let kept = index.histograms.get(&at).and_then(|h| h.exemplars());
+            if let Some(kept) = kept {
+                let values = values.into_iter().map(str::to_owned).collect();
+                out.insert((family.name.clone(), values), kept);
+            }
+        });
         out
     }
 }
@@ -627,13 +637,23 @@ impl Collector for StoreCollector {
         // No source's series are dropped while the families are read.
         let index = store.index.read().unwrap_or_else(PoisonError::into_inner);
         let slab = store.slab.reader();
-        let mut out: Vec<MetricFamily> = store
-            .by_exported
+        let families: Vec<Arc<Family>> = store
+            .families
             .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter_map(|f| f.collect(&index, &slab))
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut series: Vec<Vec<(Vec<&str>, CellRef)>> = vec![Vec::new(); families.len()];
+        store.each(&index, |family, values, at| {
+            if let Some(list) = series.get_mut(usize::from(family.id)) {
+                list.push((values, at));
+            }
+        });
+        let mut out: Vec<MetricFamily> = families
+            .iter()
+            .zip(&series)
+            .filter_map(|(f, list)| f.collect(list, &slab))
             .collect();
+        drop(series);
         drop(index);
         let mut errors = MetricFamily::default();
         errors.set_name(ERRORS_METRIC.to_owned());

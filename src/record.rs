@@ -58,17 +58,6 @@ pub(crate) static ATTEMPT: OutcomeFamilies = OutcomeFamilies {
     duration: &family::MULTI_SOURCE_FETCH_DURATION,
 };
 
-/// Successes first, then failures in [`ErrorType::ALL`] order.
-const OUTCOMES: usize = 2 + ErrorType::ALL.len();
-
-fn outcome_index(outcome: Outcome) -> usize {
-    match outcome {
-        Outcome::Ad => 0,
-        Outcome::NoAd => 1,
-        Outcome::Failure(e) => 2 + e as usize,
-    }
-}
-
 /// What every recording target does when a request starts and ends.
 pub(crate) trait Target: Send + Sync + 'static {
     /// The request started.
@@ -87,14 +76,19 @@ pub(crate) trait Target: Send + Sync + 'static {
 }
 
 /// The handles of one label value (a source, a strategy) of an
-/// [`OutcomeFamilies`]: counters at once (at 0), durations on first use.
+/// [`OutcomeFamilies`]: every counter exists from the start (at 0); the
+/// handles of failures are held from the first failure, durations from
+/// their first use.
 pub(crate) struct OutcomeSeries {
     recorder: Arc<dyn Recorder>,
     families: &'static OutcomeFamilies,
-    label: Box<str>,
+    label: Arc<str>,
     total: Counter,
     active: Gauge,
-    outcomes: [Counter; OUTCOMES],
+    /// `success`, `no_ad`.
+    answers: [Counter; 2],
+    /// In [`ErrorType::ALL`] order; boxed, as most sources rarely fail.
+    failures: OnceLock<Box<[Counter; ErrorType::ALL.len()]>>,
     durations: [OnceLock<Histogram>; FetchResult::ALL.len()],
 }
 
@@ -102,33 +96,34 @@ impl OutcomeSeries {
     pub(crate) fn new(
         recorder: Arc<dyn Recorder>,
         families: &'static OutcomeFamilies,
-        label: &str,
+        label: Arc<str>,
     ) -> Self {
-        let labels = [label];
-        let outcomes = std::array::from_fn(|index| {
-            let counter = match outcome_of_index(index) {
-                Outcome::Failure(e) => {
-                    recorder.register_counter(families.failure, &[label, e.as_str()])
-                }
-                outcome => {
-                    recorder.register_counter(families.success, &[label, outcome.result().as_str()])
-                }
-            };
-            // Backends that show a series on its first record see it now.
+        let labels = [&*label];
+        // Backends that show a series on its first record see it now.
+        let zero = |counter: Counter| {
             counter.increment(0);
             counter
+        };
+        let answers = [Outcome::Ad, Outcome::NoAd].map(|outcome| {
+            let result = outcome.result().as_str();
+            zero(recorder.register_counter(families.success, &[&label, result]))
         });
-        let total = recorder.register_counter(families.total, &labels);
-        total.increment(0);
+        // Failure series at 0, their handles given back until needed.
+        for error in ErrorType::ALL {
+            let values = [&*label, error.as_str()];
+            zero(recorder.register_counter(families.failure, &values));
+            recorder.release(families.failure, &values);
+        }
         OutcomeSeries {
-            total,
+            total: zero(recorder.register_counter(families.total, &labels)),
             active: families.active.map_or_else(Gauge::noop, |active| {
                 recorder.register_gauge(active, &labels)
             }),
             recorder,
             families,
-            label: label.into(),
-            outcomes,
+            label,
+            answers,
+            failures: OnceLock::new(),
             durations: Default::default(),
         }
     }
@@ -136,6 +131,15 @@ impl OutcomeSeries {
     /// The label value.
     pub(crate) fn label(&self) -> &str {
         &self.label
+    }
+
+    fn failures(&self) -> &[Counter; ErrorType::ALL.len()] {
+        self.failures.get_or_init(|| {
+            let (r, f) = (&self.recorder, self.families);
+            Box::new(
+                ErrorType::ALL.map(|e| r.register_counter(f.failure, &[&self.label, e.as_str()])),
+            )
+        })
     }
 
     /// Gives back every handle registered so far; nothing records through
@@ -146,10 +150,12 @@ impl OutcomeSeries {
         if let Some(active) = f.active {
             r.release(active, &[label]);
         }
-        for index in 0..OUTCOMES {
-            match outcome_of_index(index) {
-                Outcome::Failure(e) => r.release(f.failure, &[label, e.as_str()]),
-                outcome => r.release(f.success, &[label, outcome.result().as_str()]),
+        for outcome in [Outcome::Ad, Outcome::NoAd] {
+            r.release(f.success, &[label, outcome.result().as_str()]);
+        }
+        if self.failures.get().is_some() {
+            for error in ErrorType::ALL {
+                r.release(f.failure, &[label, error.as_str()]);
             }
         }
         for (result, slot) in FetchResult::ALL.iter().zip(&self.durations) {
@@ -157,15 +163,6 @@ impl OutcomeSeries {
                 r.release(f.duration, &[label, result.as_str()]);
             }
         }
-    }
-}
-
-/// The outcome recorded at `index` (the inverse of [`outcome_index`]).
-fn outcome_of_index(index: usize) -> Outcome {
-    match index {
-        0 => Outcome::Ad,
-        1 => Outcome::NoAd,
-        i => Outcome::Failure(ErrorType::ALL[i - 2]),
     }
 }
 
@@ -185,7 +182,11 @@ impl Target for OutcomeSeries {
         trace: Option<&TraceContext>,
     ) {
         self.active.add(-1.0);
-        self.outcomes[outcome_index(outcome)].increment(1);
+        match outcome {
+            Outcome::Ad => self.answers[0].increment(1),
+            Outcome::NoAd => self.answers[1].increment(1),
+            Outcome::Failure(e) => self.failures()[e as usize].increment(1),
+        }
         let result = outcome.result();
         self.durations[result as usize]
             .get_or_init(|| {
@@ -198,6 +199,7 @@ impl Target for OutcomeSeries {
 
 /// `vast_errors_total{code}` of one source: made on the first error, as
 /// most sources never have one.
+#[derive(Default)]
 pub(crate) struct VastErrorSeries {
     codes: OnceLock<Box<[OnceLock<Counter>; VastErrorCode::ALL.len()]>>,
 }
@@ -237,21 +239,26 @@ impl VastErrorSeries {
 /// The client and parser families of one source.
 pub(crate) struct ClientSeries {
     request: OutcomeSeries,
+    /// Made on the first inspected body (boxed: without inspection, a
+    /// source does not carry it).
+    parser: OnceLock<Box<ParserSeries>>,
+}
+
+/// The parser and IAB families of one source.
+#[derive(Default)]
+struct ParserSeries {
     errors: VastErrorSeries,
     parsed: OnceLock<Counter>,
     /// `invalid_xml`, `empty_body`.
-    parse_failed: [OnceLock<Counter>; 2],
-    parse_duration: OnceLock<Histogram>,
+    failed: [OnceLock<Counter>; 2],
+    duration: OnceLock<Histogram>,
 }
 
 impl ClientSeries {
-    pub(crate) fn new(recorder: Arc<dyn Recorder>, label: &str) -> Self {
+    pub(crate) fn new(recorder: Arc<dyn Recorder>, label: &Arc<str>) -> Self {
         ClientSeries {
-            request: OutcomeSeries::new(recorder, &CLIENT, label),
-            errors: VastErrorSeries::new(),
-            parsed: OnceLock::new(),
-            parse_failed: Default::default(),
-            parse_duration: OnceLock::new(),
+            request: OutcomeSeries::new(recorder, &CLIENT, label.clone()),
+            parser: OnceLock::new(),
         }
     }
 
@@ -262,17 +269,20 @@ impl ClientSeries {
         let r = &*self.request.recorder;
         let label = self.request.label();
         self.request.release();
-        self.errors.release(r, label);
-        if self.parsed.get().is_some() {
+        let Some(parser) = self.parser.get() else {
+            return;
+        };
+        parser.errors.release(r, label);
+        if parser.parsed.get().is_some() {
             r.release(&family::PARSER_XML_PARSED, &[label]);
         }
         let failed = [ErrorType::InvalidXml, ErrorType::EmptyBody];
-        for (error, slot) in failed.iter().zip(&self.parse_failed) {
+        for (error, slot) in failed.iter().zip(&parser.failed) {
             if slot.get().is_some() {
                 r.release(&family::PARSER_XML_FAILED, &[label, error.as_str()]);
             }
         }
-        if self.parse_duration.get().is_some() {
+        if parser.duration.get().is_some() {
             r.release(&family::PARSER_PARSE_DURATION, &[label]);
         }
     }
@@ -285,22 +295,24 @@ impl ClientSeries {
     fn inspected(&self, verdict: VastVerdict, took: Duration) {
         let r = &self.request.recorder;
         let label = self.request.label();
+        let parser = self.parser.get_or_init(Box::default);
         match verdict.outcome() {
             Outcome::Failure(error) => {
-                let slot = &self.parse_failed[(error == ErrorType::EmptyBody) as usize];
+                let slot = &parser.failed[(error == ErrorType::EmptyBody) as usize];
                 slot.get_or_init(|| {
                     r.register_counter(&family::PARSER_XML_FAILED, &[label, error.as_str()])
                 })
             }
-            Outcome::Ad | Outcome::NoAd => self
+            Outcome::Ad | Outcome::NoAd => parser
                 .parsed
                 .get_or_init(|| r.register_counter(&family::PARSER_XML_PARSED, &[label])),
         }
         .increment(1);
         if let Some(code) = verdict.iab_code().and_then(VastErrorCode::from_code) {
-            self.errors.record(&**r, label, code);
+            parser.errors.record(&**r, label, code);
         }
-        self.parse_duration
+        parser
+            .duration
             .get_or_init(|| r.register_histogram(&family::PARSER_PARSE_DURATION, &[label]))
             .record(took.as_secs_f64());
     }

@@ -334,7 +334,8 @@ impl SourceConfig {
 
 /// One table entry: a label, and its handles once first used.
 struct Entry<T> {
-    label: Box<str>,
+    /// Shared with the handles made for it.
+    label: Arc<str>,
     value: OnceLock<Arc<T>>,
     /// Counts against the cap and may expire (all but aliases).
     counted: bool,
@@ -483,7 +484,7 @@ impl<T> SourceResolver<T> {
         label: Option<&SourceLabel>,
         url: &dyn UrlHash,
         at: quanta::Instant,
-        make: impl Fn(&str) -> T,
+        make: impl Fn(&Arc<str>) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         if let Some(label) = label {
@@ -491,7 +492,10 @@ impl<T> SourceResolver<T> {
             return self.lookup(hash, Some(label.as_str()), Some(at), make, overflow);
         }
         if let Some(fixed) = &self.config.fixed {
-            return self.fixed.get_or_init(|| Arc::new(make(fixed))).clone();
+            return self
+                .fixed
+                .get_or_init(|| Arc::new(make(&Arc::from(&**fixed))))
+                .clone();
         }
         // A URL seen before: one lock, no parsing, no SipHash.
         let raw = url.raw_key(&self.raw);
@@ -524,7 +528,7 @@ impl<T> SourceResolver<T> {
     pub(crate) fn by_name(
         &self,
         name: &str,
-        make: impl Fn(&str) -> T,
+        make: impl Fn(&Arc<str>) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         let hash = self.config.hasher.hash_name(name);
@@ -548,7 +552,7 @@ impl<T> SourceResolver<T> {
         hash: u64,
         name: Option<&str>,
         now: u64,
-        make: &impl Fn(&str) -> T,
+        make: &impl Fn(&Arc<str>) -> T,
     ) -> Option<(Arc<T>, bool)> {
         let entry = table.by_hash.get(&hash)?;
         if name.is_some_and(|n| *entry.label != *n) {
@@ -572,7 +576,7 @@ impl<T> SourceResolver<T> {
         hash: u64,
         name: Option<&str>,
         at: Option<quanta::Instant>,
-        make: impl Fn(&str) -> T,
+        make: impl Fn(&Arc<str>) -> T,
         overflow: impl FnOnce(),
     ) -> Arc<T> {
         let now = self.now(at);
@@ -617,7 +621,7 @@ impl<T> SourceResolver<T> {
                 self.counted.fetch_add(1, Ordering::Relaxed);
                 let label = match name {
                     Some(name) => name.into(),
-                    None => label_of_hash(hash).into_boxed_str(),
+                    None => label_of_hash(hash).into(),
                 };
                 e.insert(Entry {
                     label,
@@ -695,9 +699,9 @@ impl<T> SourceResolver<T> {
         }
     }
 
-    fn other(&self, make: impl FnOnce(&str) -> T) -> Arc<T> {
+    fn other(&self, make: impl FnOnce(&Arc<str>) -> T) -> Arc<T> {
         self.other
-            .get_or_init(|| Arc::new(make(OTHER_SOURCE)))
+            .get_or_init(|| Arc::new(make(&Arc::from(OTHER_SOURCE))))
             .clone()
     }
 }
@@ -789,7 +793,7 @@ mod tests {
                 label.as_ref(),
                 &uri(url),
                 quanta::Instant::now(),
-                str::to_owned,
+                |l: &Arc<str>| l.to_string(),
                 || overflows.set(overflows.get() + 1),
             )
         };
@@ -830,13 +834,13 @@ mod tests {
                 None,
                 &uri(url),
                 quanta::Instant::now(),
-                str::to_owned,
+                |l: &Arc<str>| l.to_string(),
                 || (),
             )
         };
         let held = resolve("http://a.example/");
         resolve("http://alias.example/");
-        let named = r.by_name("named", str::to_owned, || ());
+        let named = r.by_name("named", |l: &Arc<str>| l.to_string(), || ());
         drop(named);
         assert_eq!(*resolve("http://b.example/"), "other");
         std::thread::sleep(Duration::from_millis(50));

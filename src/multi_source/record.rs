@@ -53,7 +53,7 @@ impl MultiSourceRecorder {
                 Arc::new(OutcomeSeries::new(
                     self.recorder.clone(),
                     &FETCH,
-                    strategy.as_str(),
+                    strategy.as_str().into(),
                 ))
             })
             .clone();
@@ -69,7 +69,7 @@ impl MultiSourceRecorder {
     ) -> InFlight<OutcomeSeries> {
         let series = self.attempts.by_name(
             source,
-            |label| OutcomeSeries::new(self.recorder.clone(), &ATTEMPT, label),
+            |label| OutcomeSeries::new(self.recorder.clone(), &ATTEMPT, label.clone()),
             || self.recorder.record_error(RecordError::SourceLabelOverflow),
         );
         InFlight::begin(series, Latency::ToBodyEnd, deadline)

@@ -193,34 +193,28 @@ fn supported_version(value: &[u8]) -> bool {
 /// (`Char`). Every character of a well-formed document is one, so this is
 /// checked once, up front.
 fn chars_ok(doc: &[u8]) -> bool {
-    std::str::from_utf8(doc).is_ok() && ascii_and_specials_ok(doc)
-}
-
-/// No control character but tab, LF and CR, and no U+FFFE or U+FFFF, in
-/// valid UTF-8.
-fn ascii_and_specials_ok(bytes: &[u8]) -> bool {
-    // Controls but tab, LF and CR; 0xEF, which starts U+FFFE and U+FFFF.
-    let suspect = |b: u8| ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0xEF);
-    for (k, block) in bytes.chunks(64).enumerate() {
-        // Branch-free (vectorised) over a block; a suspect one is looked at.
-        if block.iter().fold(0u8, |acc, &b| acc | u8::from(suspect(b))) == 0 {
-            continue;
+    // One branch-free (vectorised) pass: forbidden controls, and whether
+    // anything is past ASCII (most bodies are not).
+    let bad_control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
+    let mut high = 0u8;
+    for block in doc.chunks(64) {
+        let mut bad = false;
+        for &b in block {
+            bad |= bad_control(b);
+            high |= b;
         }
-        for (i, &b) in block.iter().enumerate() {
-            if b < 0x20 && suspect(b) {
-                return false;
-            }
-            if b == 0xEF {
-                let at = k * 64 + i;
-                if bytes.get(at + 1) == Some(&0xBF)
-                    && matches!(bytes.get(at + 2), Some(0xBE | 0xBF))
-                {
-                    return false;
-                }
-            }
+        if bad {
+            return false;
         }
     }
-    true
+    if high < 0x80 {
+        return true;
+    }
+    // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+    std::str::from_utf8(doc).is_ok()
+        && !memchr::memchr_iter(0xEF, doc).any(|at| {
+            doc.get(at + 1) == Some(&0xBF) && matches!(doc.get(at + 2), Some(0xBE | 0xBF))
+        })
 }
 
 fn utf8_len(lead: u8) -> usize {
@@ -250,15 +244,6 @@ fn is_name_byte(b: u8) -> bool {
     NAME_BYTES[b as usize]
 }
 
-/// Where character data needs a look: markup, references, `]]>`.
-const TEXT_STOPS: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'<' as usize] = true;
-    t[b'&' as usize] = true;
-    t[b']' as usize] = true;
-    t
-};
-
 /// ASCII name bytes, colon included.
 const NAME_BYTES: [bool; 256] = {
     let mut t = [false; 256];
@@ -270,6 +255,88 @@ const NAME_BYTES: [bool; 256] = {
     }
     t
 };
+
+/// A 6-bit hash of a (non-empty) local name: its length, first, second
+/// and last bytes.
+#[inline]
+fn local_hash(local: &[u8]) -> u32 {
+    let n = local.len();
+    let k = u32::from(local[0])
+        | u32::from(local[1.min(n - 1)]) << 8
+        | u32::from(local[n - 1]) << 16
+        | (n as u32) << 24;
+    k.wrapping_mul(0x9E37_79B1) >> 26
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = LO * 0x80;
+
+/// The 8 bytes of `buf` at `at`, if there are 8, as one word (byte `i`
+/// in bits `8i..8i+8`).
+#[inline]
+fn word(buf: &[u8], at: usize) -> Option<u64> {
+    let w = buf.get(at..at + 8)?;
+    Some(u64::from_le_bytes(w.try_into().ok()?))
+}
+
+/// The high bit of each byte of `w` equal to `b`. Exact up to the first
+/// one, which is all a search reads: a borrow only marks bytes after it.
+#[inline]
+fn eq_bytes(w: u64, b: u8) -> u64 {
+    let x = w ^ (LO * u64::from(b));
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// Where the first `a`, `b` or `c` of `hay` is: a word at a time over the
+/// first bytes (most runs, the white space between tags, end there, and a
+/// `memchr` call costs more), `memchr` past them.
+#[inline]
+fn find3(a: u8, b: u8, c: u8, hay: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < 16 {
+        let Some(w) = word(hay, i) else { break };
+        let m = eq_bytes(w, a) | eq_bytes(w, b) | eq_bytes(w, c);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr3(a, b, c, &hay[i..]).map(|j| i + j)
+}
+
+/// The high bit of each byte of `w` that is an ASCII name byte but the
+/// colon. Exact up to the first byte that is not one (a byte past ASCII
+/// is not, and carries only reach bytes after it).
+#[inline]
+fn name_bytes(w: u64) -> u64 {
+    // Bytes in `lo..=hi`, for bytes below 0x80.
+    let within = |x: u64, lo: u8, hi: u8| {
+        x.wrapping_add(LO * u64::from(0x80 - lo)) & !x.wrapping_add(LO * u64::from(0x7F - hi))
+    };
+    let letter = within(w | (LO * 0x20), b'a', b'z');
+    let digit = within(w, b'0', b'9');
+    let dash_dot = within(w, b'-', b'.');
+    let underscore = eq_bytes(w, b'_');
+    (letter | digit | dash_dot | underscore) & !w & HI
+}
+
+/// How many ASCII name bytes but the colon `rest` starts with: eight at a
+/// time.
+#[inline]
+fn ascii_name_len(rest: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some(w) = word(rest, n) {
+        let stop = !name_bytes(w) & HI;
+        if stop != 0 {
+            return n + (stop.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + rest[n..]
+        .iter()
+        .position(|&b| b == b':' || !is_name_byte(b))
+        .unwrap_or(rest.len() - n)
+}
 
 /// XML 1.0 (fifth edition) `NameStartChar`.
 fn is_name_start_char(c: char) -> bool {
@@ -385,16 +452,29 @@ impl Cursor<'_> {
         }
     }
 
+    /// Moves to `found` bytes on, or to the end: a `memchr` answer.
+    #[inline]
+    fn skip_to(&mut self, found: Option<usize>) -> Option<u8> {
+        match found {
+            Some(i) => {
+                self.pos += i;
+                Some(self.buf[self.pos])
+            }
+            None => {
+                self.pos = self.buf.len();
+                None
+            }
+        }
+    }
+
     /// Skips white space; whether there was any.
     #[inline]
     fn skip_spaces(&mut self) -> bool {
-        let n = self
-            .rest()
-            .iter()
-            .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            .unwrap_or(self.buf.len() - self.pos);
-        self.pos += n;
-        n > 0
+        let start = self.pos;
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.buf.get(self.pos) {
+            self.pos += 1;
+        }
+        self.pos > start
     }
 
     /// The character here (the input is valid UTF-8) and its length.
@@ -535,7 +615,7 @@ impl<'a> Parser<'a> {
         qname(&mut self.s)?;
         self.eq()?;
         let quote = self.quote()?;
-        match self.s.skip_until(|b| b == quote || b == b'<') {
+        match self.s.skip_to(memchr::memchr2(quote, b'<', self.s.rest())) {
             Some(b) if b == quote => {
                 self.s.advance(1);
                 Ok(())
@@ -562,7 +642,9 @@ impl<'a> Parser<'a> {
     fn comment(&mut self) -> Res {
         self.s.advance(4);
         loop {
-            self.s.skip_until(|b| b == b'-').ok_or(Bad)?;
+            self.s
+                .skip_to(memchr::memchr(b'-', self.s.rest()))
+                .ok_or(Bad)?;
             if self.s.starts_with(b"--") {
                 // `--` ends the comment, and only as `-->`.
                 return self.s.expect(b"-->");
@@ -578,7 +660,9 @@ impl<'a> Parser<'a> {
         self.s.advance(2);
         self.name()?;
         loop {
-            self.s.skip_until(|b| b == b'?').ok_or(Bad)?;
+            self.s
+                .skip_to(memchr::memchr(b'?', self.s.rest()))
+                .ok_or(Bad)?;
             if self.s.starts_with(b"?>") {
                 self.s.advance(2);
                 return Ok(());
@@ -590,7 +674,9 @@ impl<'a> Parser<'a> {
     fn cdata(&mut self) -> Res {
         self.s.advance(9);
         loop {
-            self.s.skip_until(|b| b == b']').ok_or(Bad)?;
+            self.s
+                .skip_to(memchr::memchr(b']', self.s.rest()))
+                .ok_or(Bad)?;
             if self.s.starts_with(b"]]>") {
                 self.s.advance(3);
                 return Ok(());
@@ -689,11 +775,8 @@ impl<'a> Parser<'a> {
     fn attr_value(&mut self, quote: u8, decode: bool) -> Res {
         if !decode {
             loop {
-                match self
-                    .s
-                    .skip_until(|b| b == quote || b == b'<' || b == b'&')
-                    .ok_or(Bad)?
-                {
+                let next = find3(quote, b'<', b'&', self.s.rest());
+                match self.s.skip_to(next).ok_or(Bad)? {
                     b'<' => return Err(Bad),
                     b'&' => self.reference(false)?,
                     _ => {
@@ -831,15 +914,26 @@ impl<'a> Parser<'a> {
     /// namespace and local name.
     fn check_attributes(&self) -> Res {
         let attrs = &self.attrs[..];
+        let doc = self.s.buf;
         if attrs.len() <= 16 {
+            // One bit per local name seen (a hash of it): only a name whose
+            // bit is already set is compared with the others.
+            let mut seen = 0u64;
             for (i, &a) in attrs.iter().enumerate() {
-                let key = self.key(a)?;
-                for &b in &attrs[..i] {
-                    // Cheap test first: most names differ in length.
-                    if a.end - a.local == b.end - b.local && self.key(b)? == key {
-                        return Err(Bad);
+                let local = a.local(doc);
+                let bit = 1u64 << local_hash(local);
+                if seen & bit != 0 {
+                    let key = self.key(a)?;
+                    for &b in &attrs[..i] {
+                        if b.local(doc) == local && self.key(b)? == key {
+                            return Err(Bad);
+                        }
                     }
+                } else if a.colon != a.start {
+                    // A prefix is bound.
+                    self.key(a)?;
                 }
+                seen |= bit;
             }
             return Ok(());
         }
@@ -855,6 +949,7 @@ impl<'a> Parser<'a> {
     }
 
     /// An attribute's namespace URI (none without a prefix) and local name.
+    #[inline]
     fn key(&self, attr: QName) -> Res<(Option<&[u8]>, &[u8])> {
         let prefix = attr.prefix(self.s.buf);
         let uri: Option<&[u8]> = match prefix {
@@ -883,14 +978,23 @@ impl<'a> Parser<'a> {
     /// An end tag at `</`, matching the innermost open element.
     fn end_tag(&mut self) -> Res {
         self.s.advance(2);
-        let name = qname(&mut self.s)?;
+        let open = self.open.pop().ok_or(Bad)?;
+        // The start tag's prefix and local name, then no name character:
+        // what a `QName` reading would give, without reading one. A
+        // leading colon is an empty prefix there (`</:a>` ends `<a>`).
+        let doc = self.s.buf;
+        let prefix = open.name.prefix(doc);
+        if prefix.is_empty() {
+            if self.s.peek() == Some(b':') {
+                self.s.advance(1);
+            }
+        } else {
+            self.s.expect(prefix)?;
+            self.s.expect(b":")?;
+        }
+        self.s.expect(open.name.local(doc))?;
         self.s.skip_spaces();
         self.s.expect(b">")?;
-        let open = self.open.pop().ok_or(Bad)?;
-        let doc = self.s.buf;
-        if open.name.prefix(doc) != name.prefix(doc) || open.name.local(doc) != name.local(doc) {
-            return Err(Bad);
-        }
         self.undeclare(open.ns_mark);
         if self.open.len() == 1 {
             self.in_ad = false;
@@ -927,7 +1031,7 @@ impl<'a> Parser<'a> {
     /// Character data up to the next `<`: valid references, no `]]>`.
     fn text(&mut self) -> Res {
         loop {
-            match self.s.skip_until(|b| TEXT_STOPS[b as usize]) {
+            match self.s.skip_to(find3(b'<', b'&', b']', self.s.rest())) {
                 None | Some(b'<') => return Ok(()),
                 Some(b'&') => self.reference(false)?,
                 Some(_) if self.s.starts_with(b"]]>") => return Err(Bad),
@@ -944,10 +1048,7 @@ fn qname(s: &mut Cursor<'_>) -> Res<QName> {
     let start = s.pos;
     // Most names: ASCII, no colon.
     let rest = s.rest();
-    let n = rest
-        .iter()
-        .position(|&b| b == b':' || !is_name_byte(b))
-        .unwrap_or(rest.len());
+    let n = ascii_name_len(rest);
     if n > 0
         && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
         && rest.get(n).is_none_or(|&b| b != b':' && b < 0x80)

@@ -58,6 +58,7 @@
 //! assert_eq!(target.fallback_on_no_ad, Some(true));
 //! ```
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use bytes::Buf;
@@ -165,8 +166,14 @@ fn scan(doc: &[u8]) -> VastVerdict {
     if !chars_ok(doc) {
         return VastVerdict::InvalidXml;
     }
-    let mut p = Parser::new(doc);
-    if p.document().is_err() {
+    let mut p = Parser::new(doc, SPARE.take());
+    let ok = p.document().is_ok();
+    let mut b = std::mem::take(&mut p.b);
+    if b.bytes() <= Buffers::KEEP {
+        b.clear();
+        SPARE.set(b);
+    }
+    if !ok {
         return VastVerdict::InvalidXml;
     }
     match p.root {
@@ -437,21 +444,6 @@ impl Cursor<'_> {
         }
     }
 
-    /// Moves to the next byte that `stop` accepts, and returns it.
-    #[inline]
-    fn skip_until(&mut self, stop: impl Fn(u8) -> bool) -> Option<u8> {
-        match self.rest().iter().position(|&b| stop(b)) {
-            Some(i) => {
-                self.pos += i;
-                Some(self.buf[self.pos])
-            }
-            None => {
-                self.pos = self.buf.len();
-                None
-            }
-        }
-    }
-
     /// Moves to `found` bytes on, or to the end: a `memchr` answer.
     #[inline]
     fn skip_to(&mut self, found: Option<usize>) -> Option<u8> {
@@ -509,10 +501,64 @@ impl QName {
 }
 
 /// An open element.
+#[derive(Clone, Copy)]
 struct Open {
     name: QName,
-    /// `declared.len()` before its namespace declarations.
+    /// `ns.len()` before its namespace declarations.
     ns_mark: usize,
+}
+
+/// A namespace declaration in scope: the prefix `doc[prefix.0..prefix.1]`
+/// is bound to `uris[uri.0..uri.1]`.
+#[derive(Clone, Copy)]
+struct Decl {
+    prefix: (usize, usize),
+    uri: (usize, usize),
+}
+
+/// Declarations in scope up to which a prefix is looked up by a walk down
+/// them; past it, in a map (a hostile body declares thousands).
+const NS_WALK: usize = 16;
+
+/// A scan's growable state. Each thread keeps its last one for its next
+/// scan, so that most scans allocate nothing.
+#[derive(Default)]
+struct Buffers {
+    open: Vec<Open>,
+    /// The current tag's attributes but namespace declarations.
+    attrs: Vec<QName>,
+    /// The current tag's `version`, decoded.
+    version: Vec<u8>,
+    /// Namespace declarations in scope, innermost last.
+    ns: Vec<Decl>,
+    /// Their URIs, decoded, end to end.
+    uris: Vec<u8>,
+}
+
+impl Buffers {
+    /// Bytes kept past a scan at most: a body with deep nesting or many
+    /// declarations does not leave its buffers behind.
+    const KEEP: usize = 16 * 1024;
+
+    fn bytes(&self) -> usize {
+        self.open.capacity() * size_of::<Open>()
+            + self.attrs.capacity() * size_of::<QName>()
+            + self.version.capacity()
+            + self.ns.capacity() * size_of::<Decl>()
+            + self.uris.capacity()
+    }
+
+    fn clear(&mut self) {
+        self.open.clear();
+        self.attrs.clear();
+        self.version.clear();
+        self.ns.clear();
+        self.uris.clear();
+    }
+}
+
+thread_local! {
+    static SPARE: Cell<Buffers> = Cell::new(Buffers::default());
 }
 
 /// What the root says about the document.
@@ -526,14 +572,10 @@ enum Root {
 /// counting `<Ad>`s on the way.
 struct Parser<'a> {
     s: Cursor<'a>,
-    open: Vec<Open>,
-    /// Decoded values of the current tag's special attributes.
-    values: Vec<u8>,
-    attrs: Vec<QName>,
-    /// Namespace URIs in scope by prefix, innermost last.
-    ns: HashMap<&'a [u8], Vec<Vec<u8>>>,
-    /// Prefixes declared by the open elements, in order.
-    declared: Vec<&'a [u8]>,
+    b: Buffers,
+    /// Indexes in `b.ns` of each prefix's declarations, once there are more
+    /// than `NS_WALK`.
+    index: Option<HashMap<&'a [u8], Vec<usize>>>,
     root: Root,
     in_ad: bool,
     ads: u32,
@@ -542,14 +584,11 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(doc: &'a [u8]) -> Self {
+    fn new(doc: &'a [u8], b: Buffers) -> Self {
         Parser {
             s: Cursor { buf: doc, pos: 0 },
-            open: Vec::with_capacity(16),
-            values: Vec::new(),
-            attrs: Vec::with_capacity(16),
-            ns: HashMap::new(),
-            declared: Vec::new(),
+            b,
+            index: None,
             root: Root::Other,
             in_ad: false,
             ads: 0,
@@ -572,7 +611,7 @@ impl<'a> Parser<'a> {
             self.content()?;
         }
         self.misc()?;
-        if !self.s.at_end() || !self.open.is_empty() {
+        if !self.s.at_end() || !self.b.open.is_empty() {
             return Err(Bad);
         }
         Ok(())
@@ -708,6 +747,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    #[inline]
     fn quote(&mut self) -> Res<u8> {
         match self.s.peek() {
             Some(q @ (b'"' | b'\'')) => {
@@ -718,111 +758,18 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A reference after `&`: one of the five predefined entities or a
-    /// character reference to a `Char`. With `decode`, its character goes
-    /// to `values`.
-    fn reference(&mut self, decode: bool) -> Res {
-        self.s.advance(1);
-        let c = if self.s.peek() == Some(b'#') {
-            self.s.advance(1);
-            let radix = if self.s.peek() == Some(b'x') {
-                self.s.advance(1);
-                16
-            } else {
-                10
-            };
-            let mut value: u32 = 0;
-            let mut digits = 0;
-            while let Some(d) = self.s.peek().and_then(|b| (b as char).to_digit(radix)) {
-                value = value
-                    .checked_mul(radix)
-                    .and_then(|v| v.checked_add(d))
-                    .ok_or(Bad)?;
-                digits += 1;
-                self.s.advance(1);
-            }
-            // Surrogates and values past U+10FFFF are not characters
-            // (stricter than the oracle, which reads them as U+FFFD).
-            match char::from_u32(value) {
-                Some(c) if digits > 0 && is_xml_char(c) => c,
-                _ => return Err(Bad),
-            }
-        } else {
-            let (len, c) = [
-                (b"lt".as_slice(), '<'),
-                (b"gt", '>'),
-                (b"amp", '&'),
-                (b"apos", '\''),
-                (b"quot", '"'),
-            ]
-            .into_iter()
-            .find(|(name, _)| self.s.starts_with(name) && self.s.peek_at(name.len()) == Some(b';'))
-            .map(|(name, c)| (name.len(), c))
-            .ok_or(Bad)?;
-            self.s.advance(len);
-            c
-        };
-        self.s.expect(b";")?;
-        if decode {
-            self.values
-                .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-        }
-        Ok(())
-    }
-
-    /// An attribute value after its quote, through the closing one. With
-    /// `decode`, its normalised value is appended to `values`.
-    fn attr_value(&mut self, quote: u8, decode: bool) -> Res {
-        if !decode {
-            loop {
-                let next = find3(quote, b'<', b'&', self.s.rest());
-                match self.s.skip_to(next).ok_or(Bad)? {
-                    b'<' => return Err(Bad),
-                    b'&' => self.reference(false)?,
-                    _ => {
-                        self.s.advance(1);
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        loop {
-            let stop = self
-                .s
-                .skip_until(|b| decode || b == quote || b == b'<' || b == b'&')
-                .ok_or(Bad)?;
-            match stop {
-                b if b == quote => {
-                    self.s.advance(1);
-                    return Ok(());
-                }
-                b'<' => return Err(Bad),
-                b'&' => self.reference(decode)?,
-                b => {
-                    self.s.advance(1);
-                    match b {
-                        b'\r' if self.s.peek() == Some(b'\n') => {}
-                        b'\t' | b'\n' | b'\r' => self.values.push(b' '),
-                        _ => self.values.push(b),
-                    }
-                }
-            }
-        }
-    }
-
     /// A start tag at `<`; whether it opened an element (not `<x/>`).
     fn start_tag(&mut self) -> Res<bool> {
         self.s.advance(1);
         let doc = self.s.buf;
-        let depth = self.open.len();
+        let depth = self.b.open.len();
         let name = qname(&mut self.s)?;
         if name.prefix(doc) == b"xmlns" {
             return Err(Bad);
         }
-        let ns_mark = self.declared.len();
-        self.values.clear();
-        self.attrs.clear();
-        let mut version: Option<(usize, usize)> = None;
+        let ns_mark = self.b.ns.len();
+        self.b.attrs.clear();
+        let mut version = false;
         let open = loop {
             let spaced = self.s.skip_spaces();
             match self.s.peek().ok_or(Bad)? {
@@ -845,35 +792,40 @@ impl<'a> Parser<'a> {
             let local = attr.local(doc);
             let is_decl = prefix == b"xmlns";
             let is_default = !is_decl && local == b"xmlns";
-            let is_version = depth == 0 && prefix.is_empty() && local == b"version";
-            if !(is_decl || is_default || is_version) {
-                self.attr_value(quote, false)?;
-                self.attrs.push(attr);
+            if !(is_decl || is_default) {
+                if depth == 0 && prefix.is_empty() && local == b"version" {
+                    self.b.version.clear();
+                    attr_value(&mut self.s, quote, Some(&mut self.b.version))?;
+                    version = true;
+                } else {
+                    attr_value(&mut self.s, quote, None)?;
+                }
+                self.b.attrs.push(attr);
                 continue;
             }
-            let at = self.values.len();
-            self.attr_value(quote, true)?;
-            let value = &self.values[at..];
+            let at = self.b.uris.len();
+            attr_value(&mut self.s, quote, Some(&mut self.b.uris))?;
+            let value = &self.b.uris[at..];
             let xml_prefix = local == b"xml";
-            if is_version {
-                version = Some((at, self.values.len()));
-                self.attrs.push(attr);
-            } else if value == XMLNS_URI
+            if value == XMLNS_URI
                 || (is_default && value == XML_URI)
                 || (is_decl && xml_prefix != (value == XML_URI))
             {
                 return Err(Bad);
-            } else if is_decl && !xml_prefix {
-                if self.declared[ns_mark..].contains(&local) {
+            }
+            if is_decl && !xml_prefix {
+                if self.declared_since(ns_mark, local) {
                     return Err(Bad);
                 }
-                self.ns.entry(local).or_default().push(value.to_vec());
-                self.declared.push(local);
+                self.declare((attr.local, attr.end), (at, self.b.uris.len()));
+            } else {
+                // Checked, not kept.
+                self.b.uris.truncate(at);
             }
         };
         self.check_attributes()?;
         let prefix = name.prefix(doc);
-        if !prefix.is_empty() && self.ns.get(prefix).is_none_or(|s| s.is_empty()) {
+        if !prefix.is_empty() && self.lookup(prefix).is_none() {
             return Err(Bad);
         }
         let local = name.local(doc);
@@ -881,8 +833,7 @@ impl<'a> Parser<'a> {
             0 => {
                 self.root = match local {
                     b"VAST" => Root::Vast {
-                        supported: version
-                            .is_none_or(|(a, b)| supported_version(&self.values[a..b])),
+                        supported: !version || supported_version(&self.b.version),
                     },
                     b"VideoAdServingTemplate" => Root::Vast { supported: true },
                     _ => Root::Other,
@@ -903,7 +854,7 @@ impl<'a> Parser<'a> {
             _ => {}
         }
         if open {
-            self.open.push(Open { name, ns_mark });
+            self.b.open.push(Open { name, ns_mark });
         } else {
             self.undeclare(ns_mark);
         }
@@ -913,7 +864,7 @@ impl<'a> Parser<'a> {
     /// Attribute prefixes are bound, and no two attributes share a
     /// namespace and local name.
     fn check_attributes(&self) -> Res {
-        let attrs = &self.attrs[..];
+        let attrs = &self.b.attrs[..];
         let doc = self.s.buf;
         if attrs.len() <= 16 {
             // One bit per local name seen (a hash of it): only a name whose
@@ -930,7 +881,7 @@ impl<'a> Parser<'a> {
                         }
                     }
                 } else if a.colon != a.start {
-                    // A prefix is bound.
+                    // Its prefix is bound.
                     self.key(a)?;
                 }
                 seen |= bit;
@@ -955,30 +906,79 @@ impl<'a> Parser<'a> {
         let uri: Option<&[u8]> = match prefix {
             b"" => None,
             b"xml" => Some(XML_URI),
-            _ => Some(
-                self.ns
-                    .get(prefix)
-                    .and_then(|s| s.last())
-                    .ok_or(Bad)?
-                    .as_slice(),
-            ),
+            _ => Some(self.lookup(prefix).ok_or(Bad)?),
         };
         Ok((uri, attr.local(self.s.buf)))
     }
 
+    /// The URI of the innermost declaration of `prefix` in scope.
+    fn lookup(&self, prefix: &[u8]) -> Option<&[u8]> {
+        let doc = self.s.buf;
+        let at = match &self.index {
+            Some(index) => *index.get(prefix)?.last()?,
+            None => self
+                .b
+                .ns
+                .iter()
+                .rposition(|d| &doc[d.prefix.0..d.prefix.1] == prefix)?,
+        };
+        let (start, end) = self.b.ns[at].uri;
+        Some(&self.b.uris[start..end])
+    }
+
+    /// Whether `prefix` was declared since `mark` (by the current tag).
+    fn declared_since(&self, mark: usize, prefix: &[u8]) -> bool {
+        let doc = self.s.buf;
+        match &self.index {
+            Some(index) => index
+                .get(prefix)
+                .and_then(|at| at.last())
+                .is_some_and(|&at| at >= mark),
+            None => self.b.ns[mark..]
+                .iter()
+                .any(|d| &doc[d.prefix.0..d.prefix.1] == prefix),
+        }
+    }
+
+    fn declare(&mut self, prefix: (usize, usize), uri: (usize, usize)) {
+        let doc = self.s.buf;
+        let at = self.b.ns.len();
+        self.b.ns.push(Decl { prefix, uri });
+        if let Some(index) = &mut self.index {
+            index.entry(&doc[prefix.0..prefix.1]).or_default().push(at);
+        } else if self.b.ns.len() > NS_WALK {
+            let mut index: HashMap<&[u8], Vec<usize>> = HashMap::new();
+            for (i, d) in self.b.ns.iter().enumerate() {
+                index
+                    .entry(&doc[d.prefix.0..d.prefix.1])
+                    .or_default()
+                    .push(i);
+            }
+            self.index = Some(index);
+        }
+    }
+
     /// Ends the scope of the namespaces declared since `mark`.
     fn undeclare(&mut self, mark: usize) {
-        for prefix in self.declared.drain(mark..) {
-            if let Some(uris) = self.ns.get_mut(prefix) {
-                uris.pop();
+        let Some(first) = self.b.ns.get(mark) else {
+            return;
+        };
+        self.b.uris.truncate(first.uri.0);
+        if let Some(index) = &mut self.index {
+            let doc = self.s.buf;
+            for d in &self.b.ns[mark..] {
+                if let Some(at) = index.get_mut(&doc[d.prefix.0..d.prefix.1]) {
+                    at.pop();
+                }
             }
         }
+        self.b.ns.truncate(mark);
     }
 
     /// An end tag at `</`, matching the innermost open element.
     fn end_tag(&mut self) -> Res {
         self.s.advance(2);
-        let open = self.open.pop().ok_or(Bad)?;
+        let open = self.b.open.pop().ok_or(Bad)?;
         // The start tag's prefix and local name, then no name character:
         // what a `QName` reading would give, without reading one. A
         // leading colon is an empty prefix there (`</:a>` ends `<a>`).
@@ -996,7 +996,7 @@ impl<'a> Parser<'a> {
         self.s.skip_spaces();
         self.s.expect(b">")?;
         self.undeclare(open.ns_mark);
-        if self.open.len() == 1 {
+        if self.b.open.len() == 1 {
             self.in_ad = false;
         }
         Ok(())
@@ -1016,7 +1016,7 @@ impl<'a> Parser<'a> {
                 b'?' => self.pi()?,
                 b'/' => {
                     self.end_tag()?;
-                    if self.open.is_empty() {
+                    if self.b.open.is_empty() {
                         break;
                     }
                 }
@@ -1033,7 +1033,7 @@ impl<'a> Parser<'a> {
         loop {
             match self.s.skip_to(find3(b'<', b'&', b']', self.s.rest())) {
                 None | Some(b'<') => return Ok(()),
-                Some(b'&') => self.reference(false)?,
+                Some(b'&') => reference(&mut self.s, None)?,
                 Some(_) if self.s.starts_with(b"]]>") => return Err(Bad),
                 Some(_) => self.s.advance(1),
             }
@@ -1041,10 +1041,137 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// A reference at `&`: one of the five predefined entities or a character
+/// reference to a `Char`. With `out`, its character goes there.
+fn reference(s: &mut Cursor<'_>, out: Option<&mut Vec<u8>>) -> Res {
+    s.advance(1);
+    let c = if s.peek() == Some(b'#') {
+        s.advance(1);
+        let radix = if s.peek() == Some(b'x') {
+            s.advance(1);
+            16
+        } else {
+            10
+        };
+        let mut value: u32 = 0;
+        let mut digits = 0;
+        while let Some(d) = s.peek().and_then(|b| (b as char).to_digit(radix)) {
+            value = value
+                .checked_mul(radix)
+                .and_then(|v| v.checked_add(d))
+                .ok_or(Bad)?;
+            digits += 1;
+            s.advance(1);
+        }
+        // Surrogates and values past U+10FFFF are not characters
+        // (stricter than the oracle, which reads them as U+FFFD).
+        match char::from_u32(value) {
+            Some(c) if digits > 0 && is_xml_char(c) => c,
+            _ => return Err(Bad),
+        }
+    } else {
+        let (len, c) = [
+            (b"lt".as_slice(), '<'),
+            (b"gt", '>'),
+            (b"amp", '&'),
+            (b"apos", '\''),
+            (b"quot", '"'),
+        ]
+        .into_iter()
+        .find(|(name, _)| s.starts_with(name) && s.peek_at(name.len()) == Some(b';'))
+        .map(|(name, c)| (name.len(), c))
+        .ok_or(Bad)?;
+        s.advance(len);
+        c
+    };
+    s.expect(b";")?;
+    if let Some(out) = out {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+    Ok(())
+}
+
+/// An attribute value after its quote, through the closing one. With
+/// `out`, its normalised value is appended there.
+fn attr_value(s: &mut Cursor<'_>, quote: u8, out: Option<&mut Vec<u8>>) -> Res {
+    let Some(out) = out else {
+        loop {
+            match s.skip_to(find3(quote, b'<', b'&', s.rest())).ok_or(Bad)? {
+                b'<' => return Err(Bad),
+                b'&' => reference(s, None)?,
+                _ => {
+                    s.advance(1);
+                    return Ok(());
+                }
+            }
+        }
+    };
+    // Most values have nothing to decode: no reference, no white space to
+    // normalise.
+    let rest = s.rest();
+    if let Some(n) = find3(quote, b'<', b'&', rest) {
+        let value = &rest[..n];
+        if rest[n] == quote && !value.iter().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+            out.extend_from_slice(value);
+            s.advance(n + 1);
+            return Ok(());
+        }
+    }
+    loop {
+        let b = s.peek().ok_or(Bad)?;
+        match b {
+            b if b == quote => {
+                s.advance(1);
+                return Ok(());
+            }
+            b'<' => return Err(Bad),
+            b'&' => reference(s, Some(out))?,
+            b => {
+                s.advance(1);
+                match b {
+                    b'\r' if s.peek() == Some(b'\n') => {}
+                    b'\t' | b'\n' | b'\r' => out.push(b' '),
+                    _ => out.push(b),
+                }
+            }
+        }
+    }
+}
+
 /// A `QName` (the oracle's reading: at most one colon, both parts start
 /// with a `NameStartChar`).
-#[inline]
+#[inline(always)]
 fn qname(s: &mut Cursor<'_>) -> Res<QName> {
+    // Most names: ASCII, no colon, shorter than 16 bytes, read at once.
+    let start = s.pos;
+    let rest = s.rest();
+    if let Some(two) = rest.get(..16) {
+        let w = u128::from_le_bytes(two.try_into().unwrap_or_default());
+        let stop = (!name_bytes(w as u64) & HI) as u128
+            | ((!name_bytes((w >> 64) as u64) & HI) as u128) << 64;
+        let n = (stop.trailing_zeros() / 8) as usize;
+        if n > 0
+            && n < 16
+            && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
+            && rest[n] != b':'
+            && rest[n] < 0x80
+        {
+            s.pos += n;
+            return Ok(QName {
+                start,
+                colon: start,
+                local: start,
+                end: s.pos,
+            });
+        }
+    }
+    qname_slow(s)
+}
+
+/// [`qname`] of any name.
+#[cold]
+#[inline(never)]
+fn qname_slow(s: &mut Cursor<'_>) -> Res<QName> {
     let start = s.pos;
     // Most names: ASCII, no colon.
     let rest = s.rest();

@@ -58,7 +58,7 @@
 //! assert_eq!(target.fallback_on_no_ad, Some(true));
 //! ```
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use bytes::Buf;
@@ -166,14 +166,24 @@ fn scan(doc: &[u8]) -> VastVerdict {
     if !chars_ok(doc) {
         return VastVerdict::InvalidXml;
     }
-    let mut p = Parser::new(doc, SPARE.take());
-    let ok = p.document().is_ok();
-    let mut b = std::mem::take(&mut p.b);
-    if b.bytes() <= Buffers::KEEP {
-        b.clear();
-        SPARE.set(b);
-    }
-    if !ok {
+    SPARE.with(|spare| match spare.try_borrow_mut() {
+        Ok(mut b) => {
+            let verdict = parse(doc, &mut b);
+            if b.bytes() > Buffers::KEEP {
+                *b = Buffers::new();
+            } else {
+                b.clear();
+            }
+            verdict
+        }
+        // Not reached (a scan does not start another one), but fine.
+        Err(_) => parse(doc, &mut Buffers::new()),
+    })
+}
+
+fn parse(doc: &[u8], b: &mut Buffers) -> VastVerdict {
+    let mut p = Parser::new(doc, b);
+    if p.document().is_err() {
         return VastVerdict::InvalidXml;
     }
     match p.root {
@@ -444,6 +454,26 @@ impl Cursor<'_> {
         }
     }
 
+    /// Consumes a copy of `buf[from..to]` (at most 16 bytes compared at
+    /// once) or fails.
+    #[inline]
+    fn expect_copy(&mut self, from: usize, to: usize) -> Res {
+        let n = to - from;
+        let pos = self.pos;
+        match (self.buf.get(from..from + 16), self.buf.get(pos..pos + 16)) {
+            (Some(a), Some(b)) if (1..=16).contains(&n) => {
+                let a = u128::from_le_bytes(a.try_into().unwrap_or_default());
+                let b = u128::from_le_bytes(b.try_into().unwrap_or_default());
+                if (a ^ b) & (u128::MAX >> (128 - 8 * n)) != 0 {
+                    return Err(Bad);
+                }
+                self.pos += n;
+                Ok(())
+            }
+            _ => self.expect(&self.buf[from..to]),
+        }
+    }
+
     /// Moves to `found` bytes on, or to the end: a `memchr` answer.
     #[inline]
     fn skip_to(&mut self, found: Option<usize>) -> Option<u8> {
@@ -522,7 +552,6 @@ const NS_WALK: usize = 16;
 
 /// A scan's growable state. Each thread keeps its last one for its next
 /// scan, so that most scans allocate nothing.
-#[derive(Default)]
 struct Buffers {
     open: Vec<Open>,
     /// The current tag's attributes but namespace declarations.
@@ -539,6 +568,16 @@ impl Buffers {
     /// Bytes kept past a scan at most: a body with deep nesting or many
     /// declarations does not leave its buffers behind.
     const KEEP: usize = 16 * 1024;
+
+    const fn new() -> Self {
+        Buffers {
+            open: Vec::new(),
+            attrs: Vec::new(),
+            version: Vec::new(),
+            ns: Vec::new(),
+            uris: Vec::new(),
+        }
+    }
 
     fn bytes(&self) -> usize {
         self.open.capacity() * size_of::<Open>()
@@ -558,7 +597,7 @@ impl Buffers {
 }
 
 thread_local! {
-    static SPARE: Cell<Buffers> = Cell::new(Buffers::default());
+    static SPARE: RefCell<Buffers> = const { RefCell::new(Buffers::new()) };
 }
 
 /// What the root says about the document.
@@ -570,9 +609,9 @@ enum Root {
 
 /// Well-formedness as roxmltree (the oracle) checks it, without a DTD,
 /// counting `<Ad>`s on the way.
-struct Parser<'a> {
+struct Parser<'a, 'b> {
     s: Cursor<'a>,
-    b: Buffers,
+    b: &'b mut Buffers,
     /// Indexes in `b.ns` of each prefix's declarations, once there are more
     /// than `NS_WALK`.
     index: Option<HashMap<&'a [u8], Vec<usize>>>,
@@ -583,8 +622,8 @@ struct Parser<'a> {
     wrapper: u32,
 }
 
-impl<'a> Parser<'a> {
-    fn new(doc: &'a [u8], b: Buffers) -> Self {
+impl<'a, 'b> Parser<'a, 'b> {
+    fn new(doc: &'a [u8], b: &'b mut Buffers) -> Self {
         Parser {
             s: Cursor { buf: doc, pos: 0 },
             b,
@@ -770,6 +809,10 @@ impl<'a> Parser<'a> {
         let ns_mark = self.b.ns.len();
         self.b.attrs.clear();
         let mut version = false;
+        // One bit per attribute's local name (a hash of it): a tag whose
+        // names all differ, and have no prefix, needs no other check.
+        let mut seen = 0u64;
+        let mut suspect = false;
         let open = loop {
             let spaced = self.s.skip_spaces();
             match self.s.peek().ok_or(Bad)? {
@@ -798,8 +841,11 @@ impl<'a> Parser<'a> {
                     attr_value(&mut self.s, quote, Some(&mut self.b.version))?;
                     version = true;
                 } else {
-                    attr_value(&mut self.s, quote, None)?;
+                    skip_value(&mut self.s, quote)?;
                 }
+                let bit = 1u64 << local_hash(local);
+                suspect |= (seen & bit != 0) | !prefix.is_empty();
+                seen |= bit;
                 self.b.attrs.push(attr);
                 continue;
             }
@@ -823,7 +869,9 @@ impl<'a> Parser<'a> {
                 self.b.uris.truncate(at);
             }
         };
-        self.check_attributes()?;
+        if suspect || self.b.attrs.len() > 16 {
+            self.check_attributes()?;
+        }
         let prefix = name.prefix(doc);
         if !prefix.is_empty() && self.lookup(prefix).is_none() {
             return Err(Bad);
@@ -982,17 +1030,16 @@ impl<'a> Parser<'a> {
         // The start tag's prefix and local name, then no name character:
         // what a `QName` reading would give, without reading one. A
         // leading colon is an empty prefix there (`</:a>` ends `<a>`).
-        let doc = self.s.buf;
-        let prefix = open.name.prefix(doc);
-        if prefix.is_empty() {
+        let name = open.name;
+        let from = if name.colon == name.start {
             if self.s.peek() == Some(b':') {
                 self.s.advance(1);
             }
+            name.local
         } else {
-            self.s.expect(prefix)?;
-            self.s.expect(b":")?;
-        }
-        self.s.expect(open.name.local(doc))?;
+            name.start
+        };
+        self.s.expect_copy(from, name.end)?;
         self.s.skip_spaces();
         self.s.expect(b">")?;
         self.undeclare(open.ns_mark);
@@ -1091,20 +1138,26 @@ fn reference(s: &mut Cursor<'_>, out: Option<&mut Vec<u8>>) -> Res {
     Ok(())
 }
 
+/// An attribute value after its quote, through the closing one.
+#[inline(always)]
+fn skip_value(s: &mut Cursor<'_>, quote: u8) -> Res {
+    loop {
+        match s.skip_to(find3(quote, b'<', b'&', s.rest())).ok_or(Bad)? {
+            b'<' => return Err(Bad),
+            b'&' => reference(s, None)?,
+            _ => {
+                s.advance(1);
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// An attribute value after its quote, through the closing one. With
 /// `out`, its normalised value is appended there.
 fn attr_value(s: &mut Cursor<'_>, quote: u8, out: Option<&mut Vec<u8>>) -> Res {
     let Some(out) = out else {
-        loop {
-            match s.skip_to(find3(quote, b'<', b'&', s.rest())).ok_or(Bad)? {
-                b'<' => return Err(Bad),
-                b'&' => reference(s, None)?,
-                _ => {
-                    s.advance(1);
-                    return Ok(());
-                }
-            }
-        }
+        return skip_value(s, quote);
     };
     // Most values have nothing to decode: no reference, no white space to
     // normalise.
@@ -1146,15 +1199,18 @@ fn qname(s: &mut Cursor<'_>) -> Res<QName> {
     let start = s.pos;
     let rest = s.rest();
     if let Some(two) = rest.get(..16) {
-        let w = u128::from_le_bytes(two.try_into().unwrap_or_default());
-        let stop = (!name_bytes(w as u64) & HI) as u128
-            | ((!name_bytes((w >> 64) as u64) & HI) as u128) << 64;
+        let (lo, hi) = two.split_at(8);
+        let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
+        let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
+        let stop = u128::from(!name_bytes(lo) & HI) | u128::from(!name_bytes(hi) & HI) << 64;
+        // A colon or a byte past ASCII where the name stops: the long way.
+        let odd = u128::from(eq_bytes(lo, b':') | (lo & HI))
+            | u128::from(eq_bytes(hi, b':') | (hi & HI)) << 64;
         let n = (stop.trailing_zeros() / 8) as usize;
         if n > 0
             && n < 16
+            && odd & stop & stop.wrapping_neg() == 0
             && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
-            && rest[n] != b':'
-            && rest[n] < 0x80
         {
             s.pos += n;
             return Ok(QName {

@@ -210,25 +210,20 @@ fn supported_version(value: &[u8]) -> bool {
 /// (`Char`). Every character of a well-formed document is one, so this is
 /// checked once, up front.
 fn chars_ok(doc: &[u8]) -> bool {
-    // One branch-free (vectorised) pass: forbidden controls, and whether
-    // anything is past ASCII (most bodies are not).
-    let bad_control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
-    let mut high = 0u8;
-    for block in doc.chunks(64) {
-        let mut bad = false;
-        for &b in block {
-            bad |= bad_control(b);
-            high |= b;
-        }
-        if bad {
-            return false;
-        }
+    // One branch-free (vectorised) pass for the usual body, ASCII without
+    // a control but tab, LF and CR: as a signed byte, any other byte is
+    // below 0x20.
+    let mut odd = 0u8;
+    for &b in doc {
+        odd |= u8::from(((b as i8) < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'));
     }
-    if high < 0x80 {
+    if odd == 0 {
         return true;
     }
+    let bad_control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
     // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
-    std::str::from_utf8(doc).is_ok()
+    !doc.iter().any(|&b| bad_control(b))
+        && std::str::from_utf8(doc).is_ok()
         && !memchr::memchr_iter(0xEF, doc).any(|at| {
             doc.get(at + 1) == Some(&0xBF) && matches!(doc.get(at + 2), Some(0xBE | 0xBF))
         })
@@ -1199,17 +1194,15 @@ fn qname(s: &mut Cursor<'_>) -> Res<QName> {
     let start = s.pos;
     let rest = s.rest();
     if let Some(two) = rest.get(..16) {
-        let (lo, hi) = two.split_at(8);
-        let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
-        let stop = u128::from(!name_bytes(lo) & HI) | u128::from(!name_bytes(hi) & HI) << 64;
-        // A colon or a byte past ASCII where the name stops: the long way.
-        let odd = u128::from(eq_bytes(lo, b':') | (lo & HI))
-            | u128::from(eq_bytes(hi, b':') | (hi & HI)) << 64;
+        let w = u128::from_le_bytes(two.try_into().unwrap_or_default());
+        let stop = u128::from(!name_bytes(w as u64) & HI)
+            | u128::from(!name_bytes((w >> 64) as u64) & HI) << 64;
         let n = (stop.trailing_zeros() / 8) as usize;
+        // A colon or a byte past ASCII where the name stops: the long way.
         if n > 0
             && n < 16
-            && odd & stop & stop.wrapping_neg() == 0
+            && rest[n] != b':'
+            && rest[n] < 0x80
             && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
         {
             s.pos += n;

@@ -824,8 +824,18 @@ impl<'a, 'b> Parser<'a, 'b> {
                 _ => {}
             }
             let attr = qname(&mut self.s)?;
-            self.eq()?;
-            let quote = self.quote()?;
+            // Most attributes: `name="value"`.
+            let quote = match self.s.rest() {
+                [b'=', q @ (b'"' | b'\''), ..] => {
+                    let q = *q;
+                    self.s.pos += 2;
+                    q
+                }
+                _ => {
+                    self.eq()?;
+                    self.quote()?
+                }
+            };
             let prefix = attr.prefix(doc);
             let local = attr.local(doc);
             let is_decl = prefix == b"xmlns";
@@ -1002,7 +1012,15 @@ impl<'a, 'b> Parser<'a, 'b> {
     }
 
     /// Ends the scope of the namespaces declared since `mark`.
+    #[inline]
     fn undeclare(&mut self, mark: usize) {
+        // Most elements declare nothing.
+        if self.b.ns.len() > mark {
+            self.undeclare_since(mark);
+        }
+    }
+
+    fn undeclare_since(&mut self, mark: usize) {
         let Some(first) = self.b.ns.get(mark) else {
             return;
         };
@@ -1035,8 +1053,12 @@ impl<'a, 'b> Parser<'a, 'b> {
             name.start
         };
         self.s.expect_copy(from, name.end)?;
-        self.s.skip_spaces();
-        self.s.expect(b">")?;
+        if self.s.peek() == Some(b'>') {
+            self.s.pos += 1;
+        } else {
+            self.s.skip_spaces();
+            self.s.expect(b">")?;
+        }
         self.undeclare(open.ns_mark);
         if self.b.open.len() == 1 {
             self.in_ad = false;

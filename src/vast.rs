@@ -256,6 +256,13 @@ fn is_name_byte(b: u8) -> bool {
     NAME_BYTES[b as usize]
 }
 
+/// ASCII name bytes but the colon.
+const PLAIN_NAME: [bool; 256] = {
+    let mut t = NAME_BYTES;
+    t[b':' as usize] = false;
+    t
+};
+
 /// ASCII name bytes, colon included.
 const NAME_BYTES: [bool; 256] = {
     let mut t = [false; 256];
@@ -314,40 +321,6 @@ fn find3(a: u8, b: u8, c: u8, hay: &[u8]) -> Option<usize> {
         i += 8;
     }
     memchr::memchr3(a, b, c, &hay[i..]).map(|j| i + j)
-}
-
-/// The high bit of each byte of `w` that is an ASCII name byte but the
-/// colon. Exact up to the first byte that is not one (a byte past ASCII
-/// is not, and carries only reach bytes after it).
-#[inline]
-fn name_bytes(w: u64) -> u64 {
-    // Bytes in `lo..=hi`, for bytes below 0x80.
-    let within = |x: u64, lo: u8, hi: u8| {
-        x.wrapping_add(LO * u64::from(0x80 - lo)) & !x.wrapping_add(LO * u64::from(0x7F - hi))
-    };
-    let letter = within(w | (LO * 0x20), b'a', b'z');
-    let digit = within(w, b'0', b'9');
-    let dash_dot = within(w, b'-', b'.');
-    let underscore = eq_bytes(w, b'_');
-    (letter | digit | dash_dot | underscore) & !w & HI
-}
-
-/// How many ASCII name bytes but the colon `rest` starts with: eight at a
-/// time.
-#[inline]
-fn ascii_name_len(rest: &[u8]) -> usize {
-    let mut n = 0;
-    while let Some(w) = word(rest, n) {
-        let stop = !name_bytes(w) & HI;
-        if stop != 0 {
-            return n + (stop.trailing_zeros() / 8) as usize;
-        }
-        n += 8;
-    }
-    n + rest[n..]
-        .iter()
-        .position(|&b| b == b':' || !is_name_byte(b))
-        .unwrap_or(rest.len() - n)
 }
 
 /// XML 1.0 (fifth edition) `NameStartChar`.
@@ -1212,44 +1185,18 @@ fn attr_value(s: &mut Cursor<'_>, quote: u8, out: Option<&mut Vec<u8>>) -> Res {
 /// with a `NameStartChar`).
 #[inline(always)]
 fn qname(s: &mut Cursor<'_>) -> Res<QName> {
-    // Most names: ASCII, no colon, shorter than 16 bytes, read at once.
+    // Most names: ASCII, no colon. A byte at a time: the short names of
+    // VAST end before a word-wide test would pay off.
     let start = s.pos;
     let rest = s.rest();
-    if let Some(two) = rest.get(..16) {
-        let w = u128::from_le_bytes(two.try_into().unwrap_or_default());
-        let stop = u128::from(!name_bytes(w as u64) & HI)
-            | u128::from(!name_bytes((w >> 64) as u64) & HI) << 64;
-        let n = (stop.trailing_zeros() / 8) as usize;
-        // A colon or a byte past ASCII where the name stops: the long way.
-        if n > 0
-            && n < 16
-            && rest[n] != b':'
-            && rest[n] < 0x80
-            && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
-        {
-            s.pos += n;
-            return Ok(QName {
-                start,
-                colon: start,
-                local: start,
-                end: s.pos,
-            });
-        }
+    let mut n = 0;
+    while rest.get(n).is_some_and(|&b| PLAIN_NAME[b as usize]) {
+        n += 1;
     }
-    qname_slow(s)
-}
-
-/// [`qname`] of any name.
-#[cold]
-#[inline(never)]
-fn qname_slow(s: &mut Cursor<'_>) -> Res<QName> {
-    let start = s.pos;
-    // Most names: ASCII, no colon.
-    let rest = s.rest();
-    let n = ascii_name_len(rest);
+    // A colon or a byte past ASCII where the name stops: the long way.
     if n > 0
+        && rest.get(n).is_some_and(|&b| b != b':' && b < 0x80)
         && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
-        && rest.get(n).is_none_or(|&b| b != b':' && b < 0x80)
     {
         s.pos += n;
         return Ok(QName {
@@ -1259,13 +1206,21 @@ fn qname_slow(s: &mut Cursor<'_>) -> Res<QName> {
             end: s.pos,
         });
     }
+    qname_slow(s)
+}
+
+/// [`qname`] of any name.
+#[cold]
+#[inline(never)]
+fn qname_slow(s: &mut Cursor<'_>) -> Res<QName> {
+    let start = s.pos;
     let mut colon = None;
     while let Some(b) = s.peek() {
         // A run of ASCII name bytes at once.
         let n = s
             .rest()
             .iter()
-            .position(|&b| b == b':' || !is_name_byte(b))
+            .position(|&b| !PLAIN_NAME[b as usize])
             .unwrap_or(s.buf.len() - s.pos);
         if n > 0 {
             s.pos += n;

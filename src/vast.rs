@@ -1189,10 +1189,10 @@ fn qname(s: &mut Cursor<'_>) -> Res<QName> {
     // VAST end before a word-wide test would pay off.
     let start = s.pos;
     let rest = s.rest();
-    let mut n = 0;
-    while rest.get(n).is_some_and(|&b| PLAIN_NAME[b as usize]) {
-        n += 1;
-    }
+    let n = rest
+        .iter()
+        .position(|&b| !PLAIN_NAME[b as usize])
+        .unwrap_or(rest.len());
     // A colon or a byte past ASCII where the name stops: the long way.
     if n > 0
         && rest.get(n).is_some_and(|&b| b != b':' && b < 0x80)

@@ -766,6 +766,7 @@ impl<'a, 'b> Parser<'a, 'b> {
     }
 
     /// A start tag at `<`; whether it opened an element (not `<x/>`).
+    #[inline(always)]
     fn start_tag(&mut self) -> Res<bool> {
         self.s.advance(1);
         let doc = self.s.buf;

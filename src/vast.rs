@@ -1068,6 +1068,22 @@ impl<'a, 'b> Parser<'a, 'b> {
 
     /// Character data up to the next `<`: valid references, no `]]>`.
     fn text(&mut self) -> Res {
+        // Most text is a line break and an indent before the next tag:
+        // spaces are skipped eight at a time, a byte-wise compare each.
+        let rest = self.s.rest();
+        let mut n = usize::from(rest.first() == Some(&b'\n'));
+        while let Some(w) = word(rest, n) {
+            let other = w ^ (LO * u64::from(b' '));
+            if other != 0 {
+                n += (other.trailing_zeros() / 8) as usize;
+                if rest[n] == b'<' {
+                    self.s.pos += n;
+                    return Ok(());
+                }
+                break;
+            }
+            n += 8;
+        }
         loop {
             match self.s.skip_to(find3(b'<', b'&', b']', self.s.rest())) {
                 None | Some(b'<') => return Ok(()),

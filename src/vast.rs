@@ -213,11 +213,11 @@ fn chars_ok(doc: &[u8]) -> bool {
     // One branch-free (vectorised) pass for the usual body, ASCII without
     // a control but tab, LF and CR: as a signed byte, any other byte is
     // below 0x20.
-    let mut odd = 0u8;
+    let mut odd = false;
     for &b in doc {
-        odd |= u8::from(((b as i8) < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'));
+        odd |= ((b as i8) < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
     }
-    if odd == 0 {
+    if !odd {
         return true;
     }
     let bad_control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');

@@ -283,6 +283,18 @@ fn plain_name_len(rest: &[u8]) -> usize {
         .unwrap_or(rest.len() - i)
 }
 
+/// Where an attribute value in double, or single, quotes needs a look.
+const VALUE_STOPS: [[bool; 256]; 2] = {
+    let mut t = [[false; 256]; 2];
+    t[0][b'"' as usize] = true;
+    t[1][b'\'' as usize] = true;
+    t[0][b'<' as usize] = true;
+    t[1][b'<' as usize] = true;
+    t[0][b'&' as usize] = true;
+    t[1][b'&' as usize] = true;
+    t
+};
+
 /// ASCII name bytes but the colon.
 const PLAIN_NAME: [bool; 256] = {
     let mut t = NAME_BYTES;
@@ -1175,6 +1187,34 @@ fn reference(s: &mut Cursor<'_>, out: Option<&mut Vec<u8>>) -> Res {
 /// An attribute value after its quote, through the closing one.
 #[inline(always)]
 fn skip_value(s: &mut Cursor<'_>, quote: u8) -> Res {
+    // Most values are short and plain: four bytes a step, a table look-up
+    // each, as names.
+    let stops = &VALUE_STOPS[usize::from(quote == b'\'')];
+    let rest = s.rest();
+    let mut i = 0;
+    let stop = |b: u8| stops[b as usize];
+    while let [a, b, c, d, ..] = rest[i..] {
+        let at = if stop(a) {
+            i
+        } else if stop(b) {
+            i + 1
+        } else if stop(c) {
+            i + 2
+        } else if stop(d) {
+            i + 3
+        } else {
+            i += 4;
+            if i < 16 {
+                continue;
+            }
+            break;
+        };
+        if rest[at] == quote {
+            s.pos += at + 1;
+            return Ok(());
+        }
+        break;
+    }
     loop {
         match s.skip_to(find3(quote, b'<', b'&', s.rest())).ok_or(Bad)? {
             b'<' => return Err(Bad),

@@ -33,7 +33,8 @@
 //!
 //! Hostile bodies cost one pass: nothing is expanded or fetched, and memory
 //! grows only with the depth of open elements and namespace declarations
-//! (plus one copy of a body that came in several frames).
+//! (plus one copy of a body that came in several frames). Each thread keeps
+//! the buffers of its last scan, up to 16 KiB, for the next one.
 //!
 //! # Example
 //!
@@ -346,8 +347,8 @@ fn eq_bytes(w: u64, b: u8) -> u64 {
 }
 
 /// Where the first `a`, `b` or `c` of `hay` is: a word at a time over the
-/// first bytes (most runs, the white space between tags, end there, and a
-/// `memchr` call costs more), `memchr` past them.
+/// first bytes (many runs, text and values, end there, and a `memchr` call
+/// costs more), `memchr` past them.
 #[inline]
 fn find3(a: u8, b: u8, c: u8, hay: &[u8]) -> Option<usize> {
     let mut i = 0;

@@ -316,15 +316,12 @@ const NAME_BYTES: [bool; 256] = {
 };
 
 /// A 6-bit hash of a (non-empty) local name: its length, first, second
-/// and last bytes.
+/// and last bytes. No multiply: the sum is all a bit set needs.
 #[inline]
 fn local_hash(local: &[u8]) -> u32 {
     let n = local.len();
-    let k = u32::from(local[0])
-        | u32::from(local[1.min(n - 1)]) << 8
-        | u32::from(local[n - 1]) << 16
-        | (n as u32) << 24;
-    k.wrapping_mul(0x9E37_79B1) >> 26
+    let byte = |i: usize| u32::from(local[i]);
+    (byte(0) + byte(1.min(n - 1)) * 3 + byte(n - 1) * 7 + n as u32 * 13) & 63
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;

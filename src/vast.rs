@@ -33,7 +33,8 @@
 //!
 //! Hostile bodies cost one pass: nothing is expanded or fetched, and memory
 //! grows only with the depth of open elements and namespace declarations
-//! (plus one copy of a body that came in several frames).
+//! (plus one copy of a body that came in several frames). Each thread keeps
+//! the buffers of its last scan, up to 16 KiB, for the next one.
 //!
 //! # Example
 //!
@@ -58,6 +59,7 @@
 //! assert_eq!(target.fallback_on_no_ad, Some(true));
 //! ```
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use bytes::Buf;
@@ -165,7 +167,23 @@ fn scan(doc: &[u8]) -> VastVerdict {
     if !chars_ok(doc) {
         return VastVerdict::InvalidXml;
     }
-    let mut p = Parser::new(doc);
+    SPARE.with(|spare| match spare.try_borrow_mut() {
+        Ok(mut b) => {
+            let verdict = parse(doc, &mut b);
+            if b.bytes() > Buffers::KEEP {
+                *b = Buffers::new();
+            } else {
+                b.clear();
+            }
+            verdict
+        }
+        // Not reached (a scan does not start another one), but fine.
+        Err(_) => parse(doc, &mut Buffers::new()),
+    })
+}
+
+fn parse(doc: &[u8], b: &mut Buffers) -> VastVerdict {
+    let mut p = Parser::new(doc, b);
     if p.document().is_err() {
         return VastVerdict::InvalidXml;
     }
@@ -193,34 +211,23 @@ fn supported_version(value: &[u8]) -> bool {
 /// (`Char`). Every character of a well-formed document is one, so this is
 /// checked once, up front.
 fn chars_ok(doc: &[u8]) -> bool {
-    std::str::from_utf8(doc).is_ok() && ascii_and_specials_ok(doc)
-}
-
-/// No control character but tab, LF and CR, and no U+FFFE or U+FFFF, in
-/// valid UTF-8.
-fn ascii_and_specials_ok(bytes: &[u8]) -> bool {
-    // Controls but tab, LF and CR; 0xEF, which starts U+FFFE and U+FFFF.
-    let suspect = |b: u8| ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0xEF);
-    for (k, block) in bytes.chunks(64).enumerate() {
-        // Branch-free (vectorised) over a block; a suspect one is looked at.
-        if block.iter().fold(0u8, |acc, &b| acc | u8::from(suspect(b))) == 0 {
-            continue;
-        }
-        for (i, &b) in block.iter().enumerate() {
-            if b < 0x20 && suspect(b) {
-                return false;
-            }
-            if b == 0xEF {
-                let at = k * 64 + i;
-                if bytes.get(at + 1) == Some(&0xBF)
-                    && matches!(bytes.get(at + 2), Some(0xBE | 0xBF))
-                {
-                    return false;
-                }
-            }
-        }
+    // One branch-free (vectorised) pass for the usual body, ASCII without
+    // a control but tab, LF and CR: as a signed byte, any other byte is
+    // below 0x20.
+    let mut odd = false;
+    for &b in doc {
+        odd |= ((b as i8) < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
     }
-    true
+    if !odd {
+        return true;
+    }
+    let bad_control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
+    // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+    !doc.iter().any(|&b| bad_control(b))
+        && std::str::from_utf8(doc).is_ok()
+        && !memchr::memchr_iter(0xEF, doc).any(|at| {
+            doc.get(at + 1) == Some(&0xBF) && matches!(doc.get(at + 2), Some(0xBE | 0xBF))
+        })
 }
 
 fn utf8_len(lead: u8) -> usize {
@@ -250,12 +257,49 @@ fn is_name_byte(b: u8) -> bool {
     NAME_BYTES[b as usize]
 }
 
-/// Where character data needs a look: markup, references, `]]>`.
-const TEXT_STOPS: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'<' as usize] = true;
-    t[b'&' as usize] = true;
-    t[b']' as usize] = true;
+/// How many ASCII name bytes but the colon `rest` starts with. Unrolled:
+/// a byte costs a load, a table look-up and a branch.
+#[inline(always)]
+fn plain_name_len(rest: &[u8]) -> usize {
+    let plain = |b: u8| PLAIN_NAME[b as usize];
+    let mut i = 0;
+    while let [a, b, c, d, ..] = rest[i..] {
+        if !plain(a) {
+            return i;
+        }
+        if !plain(b) {
+            return i + 1;
+        }
+        if !plain(c) {
+            return i + 2;
+        }
+        if !plain(d) {
+            return i + 3;
+        }
+        i += 4;
+    }
+    i + rest[i..]
+        .iter()
+        .position(|&b| !plain(b))
+        .unwrap_or(rest.len() - i)
+}
+
+/// Where an attribute value in double, or single, quotes needs a look.
+const VALUE_STOPS: [[bool; 256]; 2] = {
+    let mut t = [[false; 256]; 2];
+    t[0][b'"' as usize] = true;
+    t[1][b'\'' as usize] = true;
+    t[0][b'<' as usize] = true;
+    t[1][b'<' as usize] = true;
+    t[0][b'&' as usize] = true;
+    t[1][b'&' as usize] = true;
+    t
+};
+
+/// ASCII name bytes but the colon.
+const PLAIN_NAME: [bool; 256] = {
+    let mut t = NAME_BYTES;
+    t[b':' as usize] = false;
     t
 };
 
@@ -270,6 +314,51 @@ const NAME_BYTES: [bool; 256] = {
     }
     t
 };
+
+/// A 6-bit hash of a (non-empty) local name: its length, first, second
+/// and last bytes. No multiply: the sum is all a bit set needs.
+#[inline]
+fn local_hash(local: &[u8]) -> u32 {
+    let n = local.len();
+    let byte = |i: usize| u32::from(local[i]);
+    (byte(0) + byte(1.min(n - 1)) * 3 + byte(n - 1) * 7 + n as u32 * 13) & 63
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = LO * 0x80;
+
+/// The 8 bytes of `buf` at `at`, if there are 8, as one word (byte `i`
+/// in bits `8i..8i+8`).
+#[inline]
+fn word(buf: &[u8], at: usize) -> Option<u64> {
+    let w = buf.get(at..at + 8)?;
+    Some(u64::from_le_bytes(w.try_into().ok()?))
+}
+
+/// The high bit of each byte of `w` equal to `b`. Exact up to the first
+/// one, which is all a search reads: a borrow only marks bytes after it.
+#[inline]
+fn eq_bytes(w: u64, b: u8) -> u64 {
+    let x = w ^ (LO * u64::from(b));
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// Where the first `a`, `b` or `c` of `hay` is: a word at a time over the
+/// first bytes (many runs, text and values, end there, and a `memchr` call
+/// costs more), `memchr` past them.
+#[inline]
+fn find3(a: u8, b: u8, c: u8, hay: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < 16 {
+        let Some(w) = word(hay, i) else { break };
+        let m = eq_bytes(w, a) | eq_bytes(w, b) | eq_bytes(w, c);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr3(a, b, c, &hay[i..]).map(|j| i + j)
+}
 
 /// XML 1.0 (fifth edition) `NameStartChar`.
 fn is_name_start_char(c: char) -> bool {
@@ -370,10 +459,30 @@ impl Cursor<'_> {
         }
     }
 
-    /// Moves to the next byte that `stop` accepts, and returns it.
+    /// Consumes a copy of `buf[from..to]` (at most 16 bytes compared at
+    /// once) or fails.
     #[inline]
-    fn skip_until(&mut self, stop: impl Fn(u8) -> bool) -> Option<u8> {
-        match self.rest().iter().position(|&b| stop(b)) {
+    fn expect_copy(&mut self, from: usize, to: usize) -> Res {
+        let n = to - from;
+        let pos = self.pos;
+        match (self.buf.get(from..from + 16), self.buf.get(pos..pos + 16)) {
+            (Some(a), Some(b)) if (1..=16).contains(&n) => {
+                let a = u128::from_le_bytes(a.try_into().unwrap_or_default());
+                let b = u128::from_le_bytes(b.try_into().unwrap_or_default());
+                if (a ^ b) & (u128::MAX >> (128 - 8 * n)) != 0 {
+                    return Err(Bad);
+                }
+                self.pos += n;
+                Ok(())
+            }
+            _ => self.expect(&self.buf[from..to]),
+        }
+    }
+
+    /// Moves to `found` bytes on, or to the end: a `memchr` answer.
+    #[inline]
+    fn skip_to(&mut self, found: Option<usize>) -> Option<u8> {
+        match found {
             Some(i) => {
                 self.pos += i;
                 Some(self.buf[self.pos])
@@ -388,13 +497,11 @@ impl Cursor<'_> {
     /// Skips white space; whether there was any.
     #[inline]
     fn skip_spaces(&mut self) -> bool {
-        let n = self
-            .rest()
-            .iter()
-            .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            .unwrap_or(self.buf.len() - self.pos);
-        self.pos += n;
-        n > 0
+        let start = self.pos;
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.buf.get(self.pos) {
+            self.pos += 1;
+        }
+        self.pos > start
     }
 
     /// The character here (the input is valid UTF-8) and its length.
@@ -429,10 +536,73 @@ impl QName {
 }
 
 /// An open element.
+#[derive(Clone, Copy)]
 struct Open {
     name: QName,
-    /// `declared.len()` before its namespace declarations.
+    /// `ns.len()` before its namespace declarations.
     ns_mark: usize,
+}
+
+/// A namespace declaration in scope: the prefix `doc[prefix.0..prefix.1]`
+/// is bound to `uris[uri.0..uri.1]`.
+#[derive(Clone, Copy)]
+struct Decl {
+    prefix: (usize, usize),
+    uri: (usize, usize),
+}
+
+/// Declarations in scope up to which a prefix is looked up by a walk down
+/// them; past it, in a map (a hostile body declares thousands).
+const NS_WALK: usize = 16;
+
+/// A scan's growable state. Each thread keeps its last one for its next
+/// scan, so that most scans allocate nothing.
+struct Buffers {
+    open: Vec<Open>,
+    /// The current tag's attributes but namespace declarations.
+    attrs: Vec<QName>,
+    /// The current tag's `version`, decoded.
+    version: Vec<u8>,
+    /// Namespace declarations in scope, innermost last.
+    ns: Vec<Decl>,
+    /// Their URIs, decoded, end to end.
+    uris: Vec<u8>,
+}
+
+impl Buffers {
+    /// Bytes kept past a scan at most: a body with deep nesting or many
+    /// declarations does not leave its buffers behind.
+    const KEEP: usize = 16 * 1024;
+
+    const fn new() -> Self {
+        Buffers {
+            open: Vec::new(),
+            attrs: Vec::new(),
+            version: Vec::new(),
+            ns: Vec::new(),
+            uris: Vec::new(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.open.capacity() * size_of::<Open>()
+            + self.attrs.capacity() * size_of::<QName>()
+            + self.version.capacity()
+            + self.ns.capacity() * size_of::<Decl>()
+            + self.uris.capacity()
+    }
+
+    fn clear(&mut self) {
+        self.open.clear();
+        self.attrs.clear();
+        self.version.clear();
+        self.ns.clear();
+        self.uris.clear();
+    }
+}
+
+thread_local! {
+    static SPARE: RefCell<Buffers> = const { RefCell::new(Buffers::new()) };
 }
 
 /// What the root says about the document.
@@ -444,16 +614,12 @@ enum Root {
 
 /// Well-formedness as roxmltree (the oracle) checks it, without a DTD,
 /// counting `<Ad>`s on the way.
-struct Parser<'a> {
+struct Parser<'a, 'b> {
     s: Cursor<'a>,
-    open: Vec<Open>,
-    /// Decoded values of the current tag's special attributes.
-    values: Vec<u8>,
-    attrs: Vec<QName>,
-    /// Namespace URIs in scope by prefix, innermost last.
-    ns: HashMap<&'a [u8], Vec<Vec<u8>>>,
-    /// Prefixes declared by the open elements, in order.
-    declared: Vec<&'a [u8]>,
+    b: &'b mut Buffers,
+    /// Indexes in `b.ns` of each prefix's declarations, once there are more
+    /// than `NS_WALK`.
+    index: Option<HashMap<&'a [u8], Vec<usize>>>,
     root: Root,
     in_ad: bool,
     ads: u32,
@@ -461,15 +627,12 @@ struct Parser<'a> {
     wrapper: u32,
 }
 
-impl<'a> Parser<'a> {
-    fn new(doc: &'a [u8]) -> Self {
+impl<'a, 'b> Parser<'a, 'b> {
+    fn new(doc: &'a [u8], b: &'b mut Buffers) -> Self {
         Parser {
             s: Cursor { buf: doc, pos: 0 },
-            open: Vec::with_capacity(16),
-            values: Vec::new(),
-            attrs: Vec::with_capacity(16),
-            ns: HashMap::new(),
-            declared: Vec::new(),
+            b,
+            index: None,
             root: Root::Other,
             in_ad: false,
             ads: 0,
@@ -492,7 +655,7 @@ impl<'a> Parser<'a> {
             self.content()?;
         }
         self.misc()?;
-        if !self.s.at_end() || !self.open.is_empty() {
+        if !self.s.at_end() || !self.b.open.is_empty() {
             return Err(Bad);
         }
         Ok(())
@@ -535,7 +698,7 @@ impl<'a> Parser<'a> {
         qname(&mut self.s)?;
         self.eq()?;
         let quote = self.quote()?;
-        match self.s.skip_until(|b| b == quote || b == b'<') {
+        match self.s.skip_to(memchr::memchr2(quote, b'<', self.s.rest())) {
             Some(b) if b == quote => {
                 self.s.advance(1);
                 Ok(())
@@ -562,7 +725,9 @@ impl<'a> Parser<'a> {
     fn comment(&mut self) -> Res {
         self.s.advance(4);
         loop {
-            self.s.skip_until(|b| b == b'-').ok_or(Bad)?;
+            self.s
+                .skip_to(memchr::memchr(b'-', self.s.rest()))
+                .ok_or(Bad)?;
             if self.s.starts_with(b"--") {
                 // `--` ends the comment, and only as `-->`.
                 return self.s.expect(b"-->");
@@ -578,7 +743,9 @@ impl<'a> Parser<'a> {
         self.s.advance(2);
         self.name()?;
         loop {
-            self.s.skip_until(|b| b == b'?').ok_or(Bad)?;
+            self.s
+                .skip_to(memchr::memchr(b'?', self.s.rest()))
+                .ok_or(Bad)?;
             if self.s.starts_with(b"?>") {
                 self.s.advance(2);
                 return Ok(());
@@ -590,7 +757,9 @@ impl<'a> Parser<'a> {
     fn cdata(&mut self) -> Res {
         self.s.advance(9);
         loop {
-            self.s.skip_until(|b| b == b']').ok_or(Bad)?;
+            self.s
+                .skip_to(memchr::memchr(b']', self.s.rest()))
+                .ok_or(Bad)?;
             if self.s.starts_with(b"]]>") {
                 self.s.advance(3);
                 return Ok(());
@@ -622,6 +791,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    #[inline]
     fn quote(&mut self) -> Res<u8> {
         match self.s.peek() {
             Some(q @ (b'"' | b'\'')) => {
@@ -632,114 +802,23 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A reference after `&`: one of the five predefined entities or a
-    /// character reference to a `Char`. With `decode`, its character goes
-    /// to `values`.
-    fn reference(&mut self, decode: bool) -> Res {
-        self.s.advance(1);
-        let c = if self.s.peek() == Some(b'#') {
-            self.s.advance(1);
-            let radix = if self.s.peek() == Some(b'x') {
-                self.s.advance(1);
-                16
-            } else {
-                10
-            };
-            let mut value: u32 = 0;
-            let mut digits = 0;
-            while let Some(d) = self.s.peek().and_then(|b| (b as char).to_digit(radix)) {
-                value = value
-                    .checked_mul(radix)
-                    .and_then(|v| v.checked_add(d))
-                    .ok_or(Bad)?;
-                digits += 1;
-                self.s.advance(1);
-            }
-            // Surrogates and values past U+10FFFF are not characters
-            // (stricter than the oracle, which reads them as U+FFFD).
-            match char::from_u32(value) {
-                Some(c) if digits > 0 && is_xml_char(c) => c,
-                _ => return Err(Bad),
-            }
-        } else {
-            let (len, c) = [
-                (b"lt".as_slice(), '<'),
-                (b"gt", '>'),
-                (b"amp", '&'),
-                (b"apos", '\''),
-                (b"quot", '"'),
-            ]
-            .into_iter()
-            .find(|(name, _)| self.s.starts_with(name) && self.s.peek_at(name.len()) == Some(b';'))
-            .map(|(name, c)| (name.len(), c))
-            .ok_or(Bad)?;
-            self.s.advance(len);
-            c
-        };
-        self.s.expect(b";")?;
-        if decode {
-            self.values
-                .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-        }
-        Ok(())
-    }
-
-    /// An attribute value after its quote, through the closing one. With
-    /// `decode`, its normalised value is appended to `values`.
-    fn attr_value(&mut self, quote: u8, decode: bool) -> Res {
-        if !decode {
-            loop {
-                match self
-                    .s
-                    .skip_until(|b| b == quote || b == b'<' || b == b'&')
-                    .ok_or(Bad)?
-                {
-                    b'<' => return Err(Bad),
-                    b'&' => self.reference(false)?,
-                    _ => {
-                        self.s.advance(1);
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        loop {
-            let stop = self
-                .s
-                .skip_until(|b| decode || b == quote || b == b'<' || b == b'&')
-                .ok_or(Bad)?;
-            match stop {
-                b if b == quote => {
-                    self.s.advance(1);
-                    return Ok(());
-                }
-                b'<' => return Err(Bad),
-                b'&' => self.reference(decode)?,
-                b => {
-                    self.s.advance(1);
-                    match b {
-                        b'\r' if self.s.peek() == Some(b'\n') => {}
-                        b'\t' | b'\n' | b'\r' => self.values.push(b' '),
-                        _ => self.values.push(b),
-                    }
-                }
-            }
-        }
-    }
-
     /// A start tag at `<`; whether it opened an element (not `<x/>`).
+    #[inline(always)]
     fn start_tag(&mut self) -> Res<bool> {
         self.s.advance(1);
         let doc = self.s.buf;
-        let depth = self.open.len();
+        let depth = self.b.open.len();
         let name = qname(&mut self.s)?;
         if name.prefix(doc) == b"xmlns" {
             return Err(Bad);
         }
-        let ns_mark = self.declared.len();
-        self.values.clear();
-        self.attrs.clear();
-        let mut version: Option<(usize, usize)> = None;
+        let ns_mark = self.b.ns.len();
+        self.b.attrs.clear();
+        let mut version = false;
+        // One bit per attribute's local name (a hash of it): a tag whose
+        // names all differ, and have no prefix, needs no other check.
+        let mut seen = 0u64;
+        let mut suspect = false;
         let open = loop {
             let spaced = self.s.skip_spaces();
             match self.s.peek().ok_or(Bad)? {
@@ -756,41 +835,61 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             let attr = qname(&mut self.s)?;
-            self.eq()?;
-            let quote = self.quote()?;
+            // Most attributes: `name="value"`.
+            let quote = match self.s.rest() {
+                [b'=', q @ (b'"' | b'\''), ..] => {
+                    let q = *q;
+                    self.s.pos += 2;
+                    q
+                }
+                _ => {
+                    self.eq()?;
+                    self.quote()?
+                }
+            };
             let prefix = attr.prefix(doc);
             let local = attr.local(doc);
             let is_decl = prefix == b"xmlns";
             let is_default = !is_decl && local == b"xmlns";
-            let is_version = depth == 0 && prefix.is_empty() && local == b"version";
-            if !(is_decl || is_default || is_version) {
-                self.attr_value(quote, false)?;
-                self.attrs.push(attr);
+            if !(is_decl || is_default) {
+                if depth == 0 && prefix.is_empty() && local == b"version" {
+                    self.b.version.clear();
+                    attr_value(&mut self.s, quote, Some(&mut self.b.version))?;
+                    version = true;
+                } else {
+                    skip_value(&mut self.s, quote)?;
+                }
+                let bit = 1u64 << local_hash(local);
+                suspect |= (seen & bit != 0) | !prefix.is_empty();
+                seen |= bit;
+                self.b.attrs.push(attr);
                 continue;
             }
-            let at = self.values.len();
-            self.attr_value(quote, true)?;
-            let value = &self.values[at..];
+            let at = self.b.uris.len();
+            attr_value(&mut self.s, quote, Some(&mut self.b.uris))?;
+            let value = &self.b.uris[at..];
             let xml_prefix = local == b"xml";
-            if is_version {
-                version = Some((at, self.values.len()));
-                self.attrs.push(attr);
-            } else if value == XMLNS_URI
+            if value == XMLNS_URI
                 || (is_default && value == XML_URI)
                 || (is_decl && xml_prefix != (value == XML_URI))
             {
                 return Err(Bad);
-            } else if is_decl && !xml_prefix {
-                if self.declared[ns_mark..].contains(&local) {
+            }
+            if is_decl && !xml_prefix {
+                if self.declared_since(ns_mark, local) {
                     return Err(Bad);
                 }
-                self.ns.entry(local).or_default().push(value.to_vec());
-                self.declared.push(local);
+                self.declare((attr.local, attr.end), (at, self.b.uris.len()));
+            } else {
+                // Checked, not kept.
+                self.b.uris.truncate(at);
             }
         };
-        self.check_attributes()?;
+        if suspect || self.b.attrs.len() > 16 {
+            self.check_attributes()?;
+        }
         let prefix = name.prefix(doc);
-        if !prefix.is_empty() && self.ns.get(prefix).is_none_or(|s| s.is_empty()) {
+        if !prefix.is_empty() && self.lookup(prefix).is_none() {
             return Err(Bad);
         }
         let local = name.local(doc);
@@ -798,8 +897,7 @@ impl<'a> Parser<'a> {
             0 => {
                 self.root = match local {
                     b"VAST" => Root::Vast {
-                        supported: version
-                            .is_none_or(|(a, b)| supported_version(&self.values[a..b])),
+                        supported: !version || supported_version(&self.b.version),
                     },
                     b"VideoAdServingTemplate" => Root::Vast { supported: true },
                     _ => Root::Other,
@@ -820,7 +918,7 @@ impl<'a> Parser<'a> {
             _ => {}
         }
         if open {
-            self.open.push(Open { name, ns_mark });
+            self.b.open.push(Open { name, ns_mark });
         } else {
             self.undeclare(ns_mark);
         }
@@ -830,16 +928,27 @@ impl<'a> Parser<'a> {
     /// Attribute prefixes are bound, and no two attributes share a
     /// namespace and local name.
     fn check_attributes(&self) -> Res {
-        let attrs = &self.attrs[..];
+        let attrs = &self.b.attrs[..];
+        let doc = self.s.buf;
         if attrs.len() <= 16 {
+            // One bit per local name seen (a hash of it): only a name whose
+            // bit is already set is compared with the others.
+            let mut seen = 0u64;
             for (i, &a) in attrs.iter().enumerate() {
-                let key = self.key(a)?;
-                for &b in &attrs[..i] {
-                    // Cheap test first: most names differ in length.
-                    if a.end - a.local == b.end - b.local && self.key(b)? == key {
-                        return Err(Bad);
+                let local = a.local(doc);
+                let bit = 1u64 << local_hash(local);
+                if seen & bit != 0 {
+                    let key = self.key(a)?;
+                    for &b in &attrs[..i] {
+                        if b.local(doc) == local && self.key(b)? == key {
+                            return Err(Bad);
+                        }
                     }
+                } else if a.colon != a.start {
+                    // Its prefix is bound.
+                    self.key(a)?;
                 }
+                seen |= bit;
             }
             return Ok(());
         }
@@ -855,44 +964,114 @@ impl<'a> Parser<'a> {
     }
 
     /// An attribute's namespace URI (none without a prefix) and local name.
+    #[inline]
     fn key(&self, attr: QName) -> Res<(Option<&[u8]>, &[u8])> {
         let prefix = attr.prefix(self.s.buf);
         let uri: Option<&[u8]> = match prefix {
             b"" => None,
             b"xml" => Some(XML_URI),
-            _ => Some(
-                self.ns
-                    .get(prefix)
-                    .and_then(|s| s.last())
-                    .ok_or(Bad)?
-                    .as_slice(),
-            ),
+            _ => Some(self.lookup(prefix).ok_or(Bad)?),
         };
         Ok((uri, attr.local(self.s.buf)))
     }
 
+    /// The URI of the innermost declaration of `prefix` in scope.
+    fn lookup(&self, prefix: &[u8]) -> Option<&[u8]> {
+        let doc = self.s.buf;
+        let at = match &self.index {
+            Some(index) => *index.get(prefix)?.last()?,
+            None => self
+                .b
+                .ns
+                .iter()
+                .rposition(|d| &doc[d.prefix.0..d.prefix.1] == prefix)?,
+        };
+        let (start, end) = self.b.ns[at].uri;
+        Some(&self.b.uris[start..end])
+    }
+
+    /// Whether `prefix` was declared since `mark` (by the current tag).
+    fn declared_since(&self, mark: usize, prefix: &[u8]) -> bool {
+        let doc = self.s.buf;
+        match &self.index {
+            Some(index) => index
+                .get(prefix)
+                .and_then(|at| at.last())
+                .is_some_and(|&at| at >= mark),
+            None => self.b.ns[mark..]
+                .iter()
+                .any(|d| &doc[d.prefix.0..d.prefix.1] == prefix),
+        }
+    }
+
+    fn declare(&mut self, prefix: (usize, usize), uri: (usize, usize)) {
+        let doc = self.s.buf;
+        let at = self.b.ns.len();
+        self.b.ns.push(Decl { prefix, uri });
+        if let Some(index) = &mut self.index {
+            index.entry(&doc[prefix.0..prefix.1]).or_default().push(at);
+        } else if self.b.ns.len() > NS_WALK {
+            let mut index: HashMap<&[u8], Vec<usize>> = HashMap::new();
+            for (i, d) in self.b.ns.iter().enumerate() {
+                index
+                    .entry(&doc[d.prefix.0..d.prefix.1])
+                    .or_default()
+                    .push(i);
+            }
+            self.index = Some(index);
+        }
+    }
+
     /// Ends the scope of the namespaces declared since `mark`.
+    #[inline]
     fn undeclare(&mut self, mark: usize) {
-        for prefix in self.declared.drain(mark..) {
-            if let Some(uris) = self.ns.get_mut(prefix) {
-                uris.pop();
+        // Most elements declare nothing.
+        if self.b.ns.len() > mark {
+            self.undeclare_since(mark);
+        }
+    }
+
+    fn undeclare_since(&mut self, mark: usize) {
+        let Some(first) = self.b.ns.get(mark) else {
+            return;
+        };
+        self.b.uris.truncate(first.uri.0);
+        if let Some(index) = &mut self.index {
+            let doc = self.s.buf;
+            for d in &self.b.ns[mark..] {
+                if let Some(at) = index.get_mut(&doc[d.prefix.0..d.prefix.1]) {
+                    at.pop();
+                }
             }
         }
+        self.b.ns.truncate(mark);
     }
 
     /// An end tag at `</`, matching the innermost open element.
     fn end_tag(&mut self) -> Res {
         self.s.advance(2);
-        let name = qname(&mut self.s)?;
-        self.s.skip_spaces();
-        self.s.expect(b">")?;
-        let open = self.open.pop().ok_or(Bad)?;
-        let doc = self.s.buf;
-        if open.name.prefix(doc) != name.prefix(doc) || open.name.local(doc) != name.local(doc) {
-            return Err(Bad);
+        let open = self.b.open.pop().ok_or(Bad)?;
+        // The start tag's prefix and local name, then no name character:
+        // what a `QName` reading would give, without reading one. A
+        // leading colon is an empty prefix there (`</:a>` ends `<a>`).
+        let name = open.name;
+        let from = if name.colon == name.start {
+            if self.s.peek() == Some(b':') {
+                self.s.advance(1);
+            }
+            name.local
+        } else {
+            name.start
+        };
+        self.s.expect_copy(from, name.end)?;
+        if self.s.peek() == Some(b'>') {
+            self.s.pos += 1;
+        } else {
+            self.s.skip_spaces();
+            self.s.expect(b">")?;
         }
         self.undeclare(open.ns_mark);
-        if self.open.len() == 1 {
+        if self.b.open.len() == 1 {
             self.in_ad = false;
         }
         Ok(())
@@ -912,7 +1091,7 @@ impl<'a> Parser<'a> {
                 b'?' => self.pi()?,
                 b'/' => {
                     self.end_tag()?;
-                    if self.open.is_empty() {
+                    if self.b.open.is_empty() {
                         break;
                     }
                 }
@@ -926,10 +1105,26 @@ impl<'a> Parser<'a> {
 
     /// Character data up to the next `<`: valid references, no `]]>`.
     fn text(&mut self) -> Res {
+        // Most text is a line break and an indent before the next tag:
+        // spaces are skipped eight at a time, a byte-wise compare each.
+        let rest = self.s.rest();
+        let mut n = usize::from(rest.first() == Some(&b'\n'));
+        while let Some(w) = word(rest, n) {
+            let other = w ^ (LO * u64::from(b' '));
+            if other != 0 {
+                n += (other.trailing_zeros() / 8) as usize;
+                if rest[n] == b'<' {
+                    self.s.pos += n;
+                    return Ok(());
+                }
+                break;
+            }
+            n += 8;
+        }
         loop {
-            match self.s.skip_until(|b| TEXT_STOPS[b as usize]) {
+            match self.s.skip_to(find3(b'<', b'&', b']', self.s.rest())) {
                 None | Some(b'<') => return Ok(()),
-                Some(b'&') => self.reference(false)?,
+                Some(b'&') => reference(&mut self.s, None)?,
                 Some(_) if self.s.starts_with(b"]]>") => return Err(Bad),
                 Some(_) => self.s.advance(1),
             }
@@ -937,20 +1132,150 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// A reference at `&`: one of the five predefined entities or a character
+/// reference to a `Char`. With `out`, its character goes there.
+fn reference(s: &mut Cursor<'_>, out: Option<&mut Vec<u8>>) -> Res {
+    s.advance(1);
+    let c = if s.peek() == Some(b'#') {
+        s.advance(1);
+        let radix = if s.peek() == Some(b'x') {
+            s.advance(1);
+            16
+        } else {
+            10
+        };
+        let mut value: u32 = 0;
+        let mut digits = 0;
+        while let Some(d) = s.peek().and_then(|b| (b as char).to_digit(radix)) {
+            value = value
+                .checked_mul(radix)
+                .and_then(|v| v.checked_add(d))
+                .ok_or(Bad)?;
+            digits += 1;
+            s.advance(1);
+        }
+        // Surrogates and values past U+10FFFF are not characters
+        // (stricter than the oracle, which reads them as U+FFFD).
+        match char::from_u32(value) {
+            Some(c) if digits > 0 && is_xml_char(c) => c,
+            _ => return Err(Bad),
+        }
+    } else {
+        let (len, c) = [
+            (b"lt".as_slice(), '<'),
+            (b"gt", '>'),
+            (b"amp", '&'),
+            (b"apos", '\''),
+            (b"quot", '"'),
+        ]
+        .into_iter()
+        .find(|(name, _)| s.starts_with(name) && s.peek_at(name.len()) == Some(b';'))
+        .map(|(name, c)| (name.len(), c))
+        .ok_or(Bad)?;
+        s.advance(len);
+        c
+    };
+    s.expect(b";")?;
+    if let Some(out) = out {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+    Ok(())
+}
+
+/// An attribute value after its quote, through the closing one.
+#[inline(always)]
+fn skip_value(s: &mut Cursor<'_>, quote: u8) -> Res {
+    // Most values are short and plain: four bytes a step, a table look-up
+    // each, as names.
+    let stops = &VALUE_STOPS[usize::from(quote == b'\'')];
+    let rest = s.rest();
+    let mut i = 0;
+    let stop = |b: u8| stops[b as usize];
+    while let [a, b, c, d, ..] = rest[i..] {
+        let at = if stop(a) {
+            i
+        } else if stop(b) {
+            i + 1
+        } else if stop(c) {
+            i + 2
+        } else if stop(d) {
+            i + 3
+        } else {
+            i += 4;
+            if i < 16 {
+                continue;
+            }
+            break;
+        };
+        if rest[at] == quote {
+            s.pos += at + 1;
+            return Ok(());
+        }
+        break;
+    }
+    loop {
+        match s.skip_to(find3(quote, b'<', b'&', s.rest())).ok_or(Bad)? {
+            b'<' => return Err(Bad),
+            b'&' => reference(s, None)?,
+            _ => {
+                s.advance(1);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// An attribute value after its quote, through the closing one. With
+/// `out`, its normalised value is appended there.
+fn attr_value(s: &mut Cursor<'_>, quote: u8, out: Option<&mut Vec<u8>>) -> Res {
+    let Some(out) = out else {
+        return skip_value(s, quote);
+    };
+    // Most values have nothing to decode: no reference, no white space to
+    // normalise.
+    let rest = s.rest();
+    if let Some(n) = find3(quote, b'<', b'&', rest) {
+        let value = &rest[..n];
+        if rest[n] == quote && !value.iter().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+            out.extend_from_slice(value);
+            s.advance(n + 1);
+            return Ok(());
+        }
+    }
+    loop {
+        let b = s.peek().ok_or(Bad)?;
+        match b {
+            b if b == quote => {
+                s.advance(1);
+                return Ok(());
+            }
+            b'<' => return Err(Bad),
+            b'&' => reference(s, Some(out))?,
+            b => {
+                s.advance(1);
+                match b {
+                    b'\r' if s.peek() == Some(b'\n') => {}
+                    b'\t' | b'\n' | b'\r' => out.push(b' '),
+                    _ => out.push(b),
+                }
+            }
+        }
+    }
+}
+
 /// A `QName` (the oracle's reading: at most one colon, both parts start
 /// with a `NameStartChar`).
-#[inline]
+#[inline(always)]
 fn qname(s: &mut Cursor<'_>) -> Res<QName> {
+    // Most names: ASCII, no colon. A byte at a time: the short names of
+    // VAST end before a word-wide test would pay off.
     let start = s.pos;
-    // Most names: ASCII, no colon.
     let rest = s.rest();
-    let n = rest
-        .iter()
-        .position(|&b| b == b':' || !is_name_byte(b))
-        .unwrap_or(rest.len());
+    let n = plain_name_len(rest);
+    // A colon or a byte past ASCII where the name stops: the long way.
     if n > 0
+        && rest.get(n).is_some_and(|&b| b != b':' && b < 0x80)
         && matches!(rest[0], b'A'..=b'Z' | b'a'..=b'z' | b'_')
-        && rest.get(n).is_none_or(|&b| b != b':' && b < 0x80)
     {
         s.pos += n;
         return Ok(QName {
@@ -960,13 +1285,21 @@ fn qname(s: &mut Cursor<'_>) -> Res<QName> {
             end: s.pos,
         });
     }
+    qname_slow(s)
+}
+
+/// [`qname`] of any name.
+#[cold]
+#[inline(never)]
+fn qname_slow(s: &mut Cursor<'_>) -> Res<QName> {
+    let start = s.pos;
     let mut colon = None;
     while let Some(b) = s.peek() {
         // A run of ASCII name bytes at once.
         let n = s
             .rest()
             .iter()
-            .position(|&b| b == b':' || !is_name_byte(b))
+            .position(|&b| !PLAIN_NAME[b as usize])
             .unwrap_or(s.buf.len() - s.pos);
         if n > 0 {
             s.pos += n;

@@ -1,7 +1,7 @@
 //! Per-request overhead of `VastMetricsLayer` over an in-memory service that
 //! answers at once, against the bare service and the peers a user would
 //! compare it with, all in the one group `per_request`, so that one run
-//! gives the ratios.
+//! gives the ratios; at the end it prints them, from this run's medians.
 //!
 //! Requests are built in untimed batches (URL parsing and extension
 //! allocation are not measured); the timed part is `ready` + `call` + the
@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkGroup, Criterion, Throughput};
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
@@ -793,4 +793,93 @@ criterion_group! {
         .without_plots();
     targets = per_request, clock
 }
-criterion_main!(benches);
+
+/// The median of a `per_request` case in this run, in ns, from criterion's
+/// own estimates (`target/criterion/per_request/<case>/new`).
+fn median_ns(case: &str) -> Option<f64> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
+    let path = dir
+        .join("criterion/per_request")
+        .join(case)
+        .join("new/estimates.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+/// Prints the ratios the README gives, from this run's medians.
+fn ratios() {
+    let Some(bare) = median_ns("bare") else {
+        return;
+    };
+    println!("\nper_request ratios (medians of this run; over bare = time - bare):");
+    let over = |case: &str| median_ns(case).map(|t| t - bare);
+    for case in [
+        "layer_noop",
+        "layer_prometheus_fixed_source",
+        "hashed_1_source",
+        "hashed_100_sources",
+        "hashed_10000_sources",
+        "hashed_10000_sources_capped",
+        "peer_minimal_same_lifecycle",
+        "peer_handwritten_prometheus_vec",
+        "peer_metrics_facade_exporter",
+        "naive_generic_api",
+        "layer_byname_prometheus",
+    ] {
+        if let Some(t) = median_ns(case) {
+            println!(
+                "  {case:<36} {:>6.2}x bare  {:>+8.1} ns",
+                t / bare,
+                t - bare
+            );
+        }
+    }
+    let pairs = [
+        (
+            "hand-written peer / hashed (overhead over bare)",
+            "peer_handwritten_prometheus_vec",
+            "hashed_1_source",
+        ),
+        (
+            "facade peer / hashed (overhead over bare)",
+            "peer_metrics_facade_exporter",
+            "hashed_1_source",
+        ),
+    ];
+    for (what, a, b) in pairs {
+        if let (Some(a), Some(b)) = (over(a), over(b)) {
+            println!("  {what:<48} {:>6.2}x", a / b);
+        }
+    }
+    let totals = [
+        (
+            "named / minimal peer (time)",
+            "layer_prometheus_fixed_source",
+            "peer_minimal_same_lifecycle",
+        ),
+        (
+            "hashed 10,000 / hashed 1 (time)",
+            "hashed_10000_sources",
+            "hashed_1_source",
+        ),
+        (
+            "hashed 10,000 capped / hashed 1 (time)",
+            "hashed_10000_sources_capped",
+            "hashed_1_source",
+        ),
+    ];
+    for (what, a, b) in totals {
+        if let (Some(a), Some(b)) = (median_ns(a), median_ns(b)) {
+            println!("  {what:<48} {:>6.2}x", a / b);
+        }
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    ratios();
+}

@@ -52,7 +52,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_utils::sync::ShardedLock;
 use std::time::Duration;
 
 use http::Uri;
@@ -420,7 +422,9 @@ impl<T> Expiry<T> {
 /// most once per expiry period.
 pub(crate) struct SourceResolver<T> {
     config: SourceConfig,
-    table: RwLock<Tables<T>>,
+    /// Read on every request from every core: a lock sharded per thread,
+    /// so readers do not share a cache line; a new source locks all shards.
+    table: ShardedLock<Tables<T>>,
     /// Under the table's lock: see [`RAW_PER_SOURCE`].
     raw: RawHasher,
     /// Entries that count against the cap (all but aliases).
@@ -453,7 +457,7 @@ impl<T> SourceResolver<T> {
             .collect();
         SourceResolver {
             config,
-            table: RwLock::new(Tables {
+            table: ShardedLock::new(Tables {
                 by_hash: table,
                 by_raw: HashMap::default(),
             }),

@@ -62,7 +62,7 @@ pub(crate) enum Series {
 /// Label values (`str`) or tuples of their ids (`[u32]`), interned: each
 /// stored once, however many series carry it, and freed with its last.
 struct Interner<K: ?Sized> {
-    ids: HashMap<Arc<K>, u32>,
+    ids: FastMap<Arc<K>, u32>,
     /// By id: the value and how many series hold it.
     values: Vec<(Option<Arc<K>>, usize)>,
     free: Vec<u32>,
@@ -71,7 +71,7 @@ struct Interner<K: ?Sized> {
 impl<K: ?Sized> Default for Interner<K> {
     fn default() -> Self {
         Interner {
-            ids: HashMap::new(),
+            ids: FastMap::default(),
             values: Vec::new(),
             free: Vec::new(),
         }
@@ -140,6 +140,10 @@ struct Stored {
     rest: u32,
     at: CellRef,
 }
+
+/// The store's maps: looked up on every by-name record, keyed by the
+/// application's own names and values (seeded per map, not SipHash).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Key of a family without labels.
 const NO_LABELS: u32 = u32::MAX;
@@ -293,10 +297,10 @@ struct Index {
     /// series share their tuples with every other source's.
     tuples: Interner<[u32]>,
     /// Histogram series' handles, shared so that their exemplars are.
-    histograms: HashMap<CellRef, Arc<HistogramCells>>,
+    histograms: FastMap<CellRef, Arc<HistogramCells>>,
     /// Per `source_url` value id: the handles of its series not yet
     /// released.
-    held: HashMap<u32, usize>,
+    held: FastMap<u32, usize>,
 }
 
 impl Index {
@@ -323,7 +327,7 @@ pub(crate) struct Store {
     duration_buckets: Arc<[f64]>,
     slab: Slab,
     /// Dotted name -> family, one map per shape, so lookups borrow `&str`.
-    by_dotted: [RwLock<HashMap<String, Arc<Family>>>; 4],
+    by_dotted: [RwLock<FastMap<String, Arc<Family>>>; 4],
     /// Exported name -> family, to catch one name used with two types.
     by_exported: RwLock<HashMap<String, Arc<Family>>>,
     pub(crate) errors: [Cells; RecordError::ALL.len()],
@@ -333,7 +337,7 @@ pub(crate) struct Store {
     /// Every series, by its first label value's id: all of a source's
     /// series in one group, allocated to its exact size (series are made
     /// rarely, recorded often), found and dropped together.
-    groups: RwLock<HashMap<u32, Box<[Stored]>>>,
+    groups: RwLock<FastMap<u32, Box<[Stored]>>>,
     /// Families by id.
     families: RwLock<Vec<Arc<Family>>>,
     /// The contract's families, announced to the registry so that a

@@ -5,6 +5,14 @@
 //! that cannot be recorded is dropped and counted in
 //! `vast_metrics_errors_total{reason}` instead of failing the caller.
 //!
+//! Values live in the crate's own storage (`cells.rs`: plain atomics, one
+//! copy per shard so that threads do not share cache lines, summed at
+//! scrape; `store.rs`: interned labels and compact series entries), built
+//! into the registry's families at scrape. [`PrometheusMetrics::encode`]
+//! writes the text format 0.0.4 with the prometheus crate's encoder;
+//! [`PrometheusMetrics::encode_openmetrics`] writes OpenMetrics 1.0 with the
+//! duration buckets' exemplars (`openmetrics.rs`).
+//!
 //! Series of a `source_url` whose handles were all given back
 //! ([`Recorder::release`], when a layer expires an idle source) are dropped
 //! together, all of that source's families at once: the next scrape no

@@ -79,42 +79,23 @@ pub(crate) fn encode(families: &[MetricFamily], exemplars: &ExemplarMap, out: &m
                     let h = metric.get_histogram();
                     let values: Vec<String> = labels.iter().map(|l| l.value().to_owned()).collect();
                     let kept = exemplars.get(&(name.to_owned(), values));
-                    let mut buckets = h.get_bucket().iter().enumerate().peekable();
-                    let mut wrote_inf = false;
-                    while let Some((i, b)) = buckets.next() {
+                    let buckets = h.get_bucket();
+                    let kept_at = |i: usize| kept.and_then(|k| k.get(i).copied().flatten());
+                    for (i, b) in buckets.iter().enumerate() {
                         let le = number(b.upper_bound());
-                        wrote_inf |= b.upper_bound() == f64::INFINITY;
-                        sample(
-                            out,
-                            base,
-                            "_bucket",
-                            metric,
-                            Some(("le", &le)),
-                            b.cumulative_count() as f64,
-                        );
-                        exemplar(out, kept.and_then(|k| k.get(i).copied().flatten()));
-                        if buckets.peek().is_none() && !wrote_inf {
-                            sample(
-                                out,
-                                base,
-                                "_bucket",
-                                metric,
-                                Some(("le", "+Inf")),
-                                h.get_sample_count() as f64,
-                            );
-                            exemplar(out, kept.and_then(|k| k.get(i + 1).copied().flatten()));
-                        }
+                        let count = b.cumulative_count() as f64;
+                        sample(out, base, "_bucket", metric, Some(("le", &le)), count);
+                        exemplar(out, kept_at(i));
                     }
-                    if h.get_bucket().is_empty() {
-                        sample(
-                            out,
-                            base,
-                            "_bucket",
-                            metric,
-                            Some(("le", "+Inf")),
-                            h.get_sample_count() as f64,
-                        );
-                        out.push('\n');
+                    // OpenMetrics requires the +Inf bucket; the prometheus
+                    // crate's families leave it implicit.
+                    if buckets
+                        .last()
+                        .is_none_or(|b| b.upper_bound() != f64::INFINITY)
+                    {
+                        let count = h.get_sample_count() as f64;
+                        sample(out, base, "_bucket", metric, Some(("le", "+Inf")), count);
+                        exemplar(out, kept_at(buckets.len()));
                     }
                     sample(
                         out,
@@ -206,4 +187,35 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::{Histogram, HistogramOpts, IntCounter, Opts, Registry};
+
+    use crate::PrometheusMetrics;
+
+    #[test]
+    fn the_applications_own_families_come_along() {
+        let registry = Registry::new();
+        let jobs = IntCounter::with_opts(Opts::new("app_jobs", "Jobs \"done\".\nAll.")).unwrap();
+        let wait = Histogram::with_opts(
+            HistogramOpts::new("app_wait_seconds", "Wait.").buckets(vec![0.5]),
+        )
+        .unwrap();
+        registry.register(Box::new(jobs.clone())).unwrap();
+        registry.register(Box::new(wait.clone())).unwrap();
+        let metrics = PrometheusMetrics::builder()
+            .registry(registry)
+            .build()
+            .unwrap();
+        jobs.inc_by(3);
+        wait.observe(2.0);
+        let text = metrics.encode_openmetrics();
+        // A counter's family is named without `_total`; its sample has it.
+        assert!(text.contains("# TYPE app_jobs counter\n# HELP app_jobs Jobs \\\"done\\\".\\nAll.\napp_jobs_total 3\n"), "{text}");
+        assert!(text.contains("app_wait_seconds_bucket{le=\"0.5\"} 0\napp_wait_seconds_bucket{le=\"+Inf\"} 1\napp_wait_seconds_count 1\napp_wait_seconds_sum 2\n"), "{text}");
+        assert!(text.contains("# TYPE vast_metrics_errors counter\n"));
+        assert!(text.ends_with("# EOF\n"));
+    }
 }

@@ -205,12 +205,6 @@ pub(crate) struct VastErrorSeries {
 }
 
 impl VastErrorSeries {
-    fn new() -> Self {
-        VastErrorSeries {
-            codes: OnceLock::new(),
-        }
-    }
-
     pub(crate) fn record(&self, recorder: &dyn Recorder, source: &str, code: VastErrorCode) {
         let index = VastErrorCode::ALL
             .iter()
@@ -442,7 +436,7 @@ impl ChainSeries {
             results: Default::default(),
             durations: Default::default(),
             hops: OnceLock::new(),
-            errors: VastErrorSeries::new(),
+            errors: VastErrorSeries::default(),
         }
     }
 

@@ -504,7 +504,7 @@ impl<T> SourceResolver<T> {
         // A URL seen before: one lock, no parsing, no SipHash.
         let raw = url.raw_key(&self.raw);
         let now = self.now(Some(at));
-        {
+        let room = {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
             if let Some(hash) = table.by_raw.get(&raw).copied() {
                 if let Some((found, sweep)) = self.known(&table, hash, None, now, &make) {
@@ -515,14 +515,15 @@ impl<T> SourceResolver<T> {
                     return found;
                 }
             }
-        }
+            table.by_raw.len() < self.raw_capacity()
+        };
         let Some(hash) = url.hash_with(&self.config.hasher) else {
             return self.other(make);
         };
         let found = self.lookup(hash, None, Some(at), make, overflow);
-        // Past the cap (`other`) a URL is not cached: it takes the slow
-        // path until a slot frees.
-        if !self.other.get().is_some_and(|o| Arc::ptr_eq(o, &found)) {
+        // Past the cap (`other`), or with the cache full, a URL is not
+        // cached: it takes the slow path, without the write lock.
+        if room && !self.other.get().is_some_and(|o| Arc::ptr_eq(o, &found)) {
             self.remember(raw, hash);
         }
         found
@@ -649,10 +650,14 @@ impl<T> SourceResolver<T> {
     #[cold]
     fn remember(&self, raw: u64, hash: u64) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        let room = table.by_raw.len() < self.config.max.saturating_add(16) * RAW_PER_SOURCE;
-        if room && table.by_hash.contains_key(&hash) {
+        if table.by_raw.len() < self.raw_capacity() && table.by_hash.contains_key(&hash) {
             table.by_raw.insert(raw, hash);
         }
+    }
+
+    /// How many URLs as written the cache holds at most.
+    fn raw_capacity(&self) -> usize {
+        self.config.max.saturating_add(16) * RAW_PER_SOURCE
     }
 
     /// Forgets the sources idle past the expiry that no request holds, and

@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// The header carrying the trace context.
 pub const TRACEPARENT: &str = "traceparent";
@@ -82,7 +82,9 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Option<TraceContext> {
     if headers.is_empty() {
         return None;
     }
-    TraceContext::parse(headers.get(TRACEPARENT)?.as_bytes())
+    // A static name: the lookup does not parse the key each time.
+    static NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+    TraceContext::parse(headers.get(&NAME)?.as_bytes())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -13,43 +13,49 @@ use vast_metrics::multi_source::{MultiSource, Source, VastRequest};
 use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::AdServer;
 
+/// Whether the series `name{labels}` is in `samples`, at 0.
+fn at_zero(samples: &[common::Sample], name: &str, labels: &[(&str, &str)]) -> bool {
+    samples.iter().any(|x| {
+        x.name == name
+            && x.value == 0.0
+            && labels
+                .iter()
+                .all(|(k, v)| x.labels.get(*k).map(String::as_str) == Some(*v))
+    })
+}
+
 #[tokio::test]
 async fn a_new_source_has_every_counter_at_zero_from_its_first_request() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
     let svc = common::layered(VastMetricsLayer::new(metrics.clone()).source_name("fresh"));
-    // Scraped while the first request is still in flight.
+    // Scraped while the first request is still in flight (it takes 2 s;
+    // the scrape waits at most 1.5 s for it to start).
     let mut slow = svc.clone();
-    let url = server.url("/slow/300");
+    let url = server.url("/slow/2000");
     let request = tokio::spawn(async move { common::fetch(&mut slow, &url).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let samples = parse(&metrics.encode());
     let s = [("source_url", "fresh")];
+    let mut samples = Vec::new();
+    for _ in 0..150 {
+        samples = parse(&metrics.encode());
+        if sum(&samples, "vast_client_request_total", &s) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(sum(&samples, "vast_client_request_total", &s), 1.0);
     assert_eq!(sum(&samples, "vast_client_active_requests", &s), 1.0);
     for error in ErrorType::ALL {
         let labels = [("source_url", "fresh"), ("error_type", error.as_str())];
         assert!(
-            samples
-                .iter()
-                .any(|x| x.name == "vast_client_request_failure_total"
-                    && labels
-                        .iter()
-                        .all(|(k, v)| x.labels.get(*k).map(String::as_str) == Some(*v))
-                    && x.value == 0.0),
+            at_zero(&samples, "vast_client_request_failure_total", &labels),
             "no failure series at 0 for {error:?}"
         );
     }
     for result in [FetchResult::Success, FetchResult::NoAd] {
         let labels = [("source_url", "fresh"), ("result", result.as_str())];
         assert!(
-            samples
-                .iter()
-                .any(|x| x.name == "vast_client_request_success_total"
-                    && labels
-                        .iter()
-                        .all(|(k, v)| x.labels.get(*k).map(String::as_str) == Some(*v))
-                    && x.value == 0.0),
+            at_zero(&samples, "vast_client_request_success_total", &labels),
             "no success series at 0 for {result:?}"
         );
     }

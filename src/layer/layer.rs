@@ -200,8 +200,8 @@ impl<R> VastMetricsLayer<R> {
     /// Whether a request's W3C `traceparent` header becomes the exemplar
     /// of its duration bucket (shown by backends that keep exemplars, as
     /// [`PrometheusMetrics`](crate::PrometheusMetrics) does in its
-    /// OpenMetrics exposition). Defaults to `true`; requests without the
-    /// header cost nothing more.
+    /// OpenMetrics exposition). Defaults to `true`; the header is looked
+    /// up only on requests that have headers.
     pub fn trace_exemplars(self, on: bool) -> Self {
         self.configure(|c| c.trace_exemplars = on)
     }

@@ -186,8 +186,11 @@ async fn answer(
             _ => "".into(),
         }
     } else if rng.u64(..100) < b.fill_pct {
-        if rng.u64(..100) < 90 {
+        let roll = rng.u64(..100);
+        if roll < 40 {
             INLINE_VAST.into()
+        } else if roll < 90 {
+            pod(&mut rng).into()
         } else {
             // A wrapper back to this server: followed as a chain.
             let next = format!("http://{addr}/vast?hop={}", rng.u64(..));
@@ -204,6 +207,32 @@ async fn answer(
     Ok(res)
 }
 
+/// An ad pod: two to five `<Ad sequence="n">`s of 6 to 30 seconds; now and
+/// then a creative whose `<Duration>` a player could not read.
+fn pod(rng: &mut fastrand::Rng) -> String {
+    const DURATIONS: [&str; 6] = [
+        "00:00:06",
+        "00:00:15",
+        "00:00:15",
+        "00:00:20.500",
+        "00:00:30",
+        "00:00:30",
+    ];
+    let mut vast = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><VAST version="4.2">"#);
+    for sequence in 1..=rng.u64(2..=5) {
+        let duration = if rng.u64(..100) < 2 {
+            "0:30"
+        } else {
+            DURATIONS[rng.usize(..DURATIONS.len())]
+        };
+        vast.push_str(&format!(
+            r#"<Ad id="pod-{sequence}" sequence="{sequence}"><InLine><AdSystem>demo</AdSystem><AdTitle>Pod ad {sequence}</AdTitle><Impression><![CDATA[http://127.0.0.1/pixel]]></Impression><Creatives><Creative><Linear><Duration>{duration}</Duration><MediaFiles><MediaFile delivery="progressive" type="video/mp4" width="640" height="360"><![CDATA[http://127.0.0.1/ad.mp4]]></MediaFile></MediaFiles></Linear></Creative></Creatives></InLine></Ad>"#
+        ));
+    }
+    vast.push_str("</VAST>");
+    vast
+}
+
 // ---------------------------------------------------------------- statistics
 
 #[derive(Default)]
@@ -216,6 +245,9 @@ struct Stats {
     abandoned: u64,
     pixels: u64,
     latencies_ms: Vec<f64>,
+    /// Seconds of break requested, and of linear ads returned for them.
+    break_requested: f64,
+    break_filled: f64,
 }
 
 impl Stats {
@@ -238,6 +270,11 @@ impl Stats {
         if report.is_some_and(|r| r.fallback_depth > 0) {
             self.fallbacks += 1;
         }
+        if let Some(report) = report {
+            let requested = report.break_requested.unwrap_or_default();
+            self.break_requested += requested.as_secs_f64();
+            self.break_filled += report.ad_duration.as_secs_f64();
+        }
     }
 
     /// One summary line; resets the counts.
@@ -253,10 +290,11 @@ impl Stats {
             .copied()
             .unwrap_or(0.0);
         let line = format!(
-            "[{:>5.1}s] {:>6.1} req/s | fill {:>5.1}% | p95 {:>5.0} ms | fallback {:>5.1}% | no fill {} | errors {} | abandoned {} | pixels {}",
+            "[{:>5.1}s] {:>6.1} req/s | fill {:>5.1}% | by time {:>5.1}% | p95 {:>5.0} ms | fallback {:>5.1}% | no fill {} | errors {} | abandoned {} | pixels {}",
             uptime.as_secs_f64(),
             self.requests as f64 / secs,
             pct(self.fills),
+            100.0 * self.break_filled / self.break_requested.max(1e-9),
             p95,
             pct(self.fallbacks),
             self.no_fill,
@@ -349,9 +387,12 @@ async fn drive<T>(
             let start = Instant::now();
             // Each fetch starts a trace, as a player's tracing would: its
             // id is the exemplar of the duration buckets it lands in.
+            // A 30, 60 or 90 second break: fill by time is counted
+            // against it.
             let req = VastRequest::new()
                 .query(format!("cb={n}"))
-                .header(HeaderName::from_static(TRACEPARENT), trace);
+                .header(HeaderName::from_static(TRACEPARENT), trace)
+                .break_duration(Duration::from_secs(30 * (1 + n % 3)));
             let fetch = fetcher.oneshot(req);
             let result = match abandon_after {
                 Some(after) => match tokio::time::timeout(after, fetch).await {

@@ -281,6 +281,10 @@ impl Recorder for OtelMetrics {
                     Unit::Seconds => builder
                         .with_boundaries(DEFAULT_DURATION_BUCKETS.to_vec())
                         .build(),
+                    // A family's own buckets (ads per answer, chain hops).
+                    Unit::Count if !family.buckets.is_empty() => {
+                        builder.with_boundaries(family.buckets.to_vec()).build()
+                    }
                     Unit::Count => builder.build(),
                 }
             })

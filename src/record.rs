@@ -346,6 +346,9 @@ impl ClientSeries {
 
     /// The pod of an answer no fetcher above reads (the layer used alone).
     pub(crate) fn answered(&self, inspection: &Inspection) {
+        if !matches!(inspection.verdict, VastVerdict::Ads { .. }) {
+            return;
+        }
         self.pods
             .get_or_init(|| {
                 Box::new(PodSeries::new(

@@ -1051,7 +1051,11 @@ impl<'a, 'b> Parser<'a, 'b> {
             2 if self.in_ad && local == b"InLine" => {
                 self.inline += 1;
                 self.in_ad = false;
-                let path = if self.vast1 { DURATIONS_VAST1 } else { DURATIONS };
+                let path = if self.vast1 {
+                    DURATIONS_VAST1
+                } else {
+                    DURATIONS
+                };
                 self.follow(Track::Durations(path), open);
             }
             2 if self.in_ad && local == b"Wrapper" => {
@@ -1329,11 +1333,12 @@ impl<'a, 'b> Parser<'a, 'b> {
                 },
             ) => {
                 let uri = String::from_utf8_lossy(text.trim_ascii()).into_owned();
-                self.first_wrapper = FirstWrapper::Done((!uri.is_empty()).then_some(WrapperTarget {
-                    uri,
-                    follow_additional_wrappers,
-                    fallback_on_no_ad,
-                }));
+                self.first_wrapper =
+                    FirstWrapper::Done((!uri.is_empty()).then_some(WrapperTarget {
+                        uri,
+                        follow_additional_wrappers,
+                        fallback_on_no_ad,
+                    }));
             }
             _ => {}
         }
@@ -1682,7 +1687,10 @@ fn text_of(content: &[u8], out: &mut Vec<u8>) {
             break;
         }
         if rest[0] == b'&' {
-            let mut s = Cursor { buf: content, pos: i };
+            let mut s = Cursor {
+                buf: content,
+                pos: i,
+            };
             // Checked by the scan: it resolves.
             let _ = reference(&mut s, (depth == 0).then_some(&mut *out));
             i = s.pos.max(i + 1);
@@ -1985,8 +1993,14 @@ mod tests {
         assert_eq!(Inspection::of(vast1).linear, Duration::from_secs(20));
         // A broken document yields nothing but its verdict.
         let broken = br#"<VAST><Ad><InLine><Creatives><Creative><Linear><Duration>00:00:15</Duration></Linear></Creative></Creatives></InLine></Ad>"#;
-        assert_eq!(Inspection::of(broken), Inspection::verdict(VastVerdict::InvalidXml));
-        let split = [Bytes::from_static(&pod[..100]), Bytes::from_static(&pod[100..])];
+        assert_eq!(
+            Inspection::of(broken),
+            Inspection::verdict(VastVerdict::InvalidXml)
+        );
+        let split = [
+            Bytes::from_static(&pod[..100]),
+            Bytes::from_static(&pod[100..]),
+        ];
         assert_eq!(Inspection::of_chunks(&split), i);
     }
 

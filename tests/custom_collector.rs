@@ -111,9 +111,10 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
     assert_eq!(body, INLINE_VAST.as_bytes());
     // Each collector call panicked once: the new source's counters at 0
     // (total and every outcome); total and active at the start; active,
-    // success and duration at the end; parsed and parse duration.
+    // success and duration at the end; parsed and parse duration; the
+    // pod: its seconds at 0, the ads returned, the seconds.
     let zeros = 1 + 2 + ErrorType::ALL.len() as u64;
-    assert_eq!(recorder.panics(), zeros + 7);
+    assert_eq!(recorder.panics(), zeros + 10);
 
     // The cancellation path records from a destructor: still no abort.
     let res = svc
@@ -126,7 +127,7 @@ async fn a_panicking_collector_cannot_take_the_request_down() {
     drop(res);
     // Another path, another source: its counters at 0; then total,
     // active +1; active -1, failure{cancelled}, duration.
-    assert_eq!(recorder.panics(), 2 * zeros + 12);
+    assert_eq!(recorder.panics(), 2 * zeros + 15);
 
     // Errors of the inner service come through unchanged.
     // A port that was just free: nothing listens there.

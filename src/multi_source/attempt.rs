@@ -98,9 +98,11 @@ where
         Err(error) => return (Outcome::Failure(classify_error(&error)), None),
     };
     let (outcome, last) = match first.next_wrapper() {
-        None => (first.outcome, first),
+        None => (first.playable(), first),
         Some(target) => {
-            let series = source.as_ref().map(|s| recorder.wrappers().by_name(s.as_str()));
+            let series = source
+                .as_ref()
+                .map(|s| recorder.wrappers().by_name(s.as_str()));
             let guard = chain
                 .running
                 .insert(ChainGuard::new(series, start, deadline));
@@ -124,7 +126,10 @@ where
     };
     // The pod of the answer that ends the chain counts for this source.
     if let (Outcome::Ad, Some(source), Some(inspection)) = (outcome, &source, &last.inspection) {
-        recorder.wrappers().pods_by_name(source.as_str()).answered(inspection);
+        recorder
+            .wrappers()
+            .pods_by_name(source.as_str())
+            .answered(inspection);
     }
     let mut outcome = outcome;
     if let (Outcome::Ad, Some(filter)) = (outcome, &plan.filter) {
@@ -132,7 +137,12 @@ where
             outcome = Outcome::NoAd;
         }
     }
-    let linear = last.inspection.as_ref().map_or(Duration::ZERO, |i| i.linear);
-    let body = outcome.is_fill().then_some((last.body, last.encoding, linear));
+    let linear = last
+        .inspection
+        .as_ref()
+        .map_or(Duration::ZERO, |i| i.linear);
+    let body = outcome
+        .is_fill()
+        .then_some((last.body, last.encoding, linear));
     (outcome, body)
 }

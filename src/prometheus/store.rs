@@ -425,7 +425,8 @@ impl Store {
                     bounds,
                     integer: shape == Shape::Gauge && names::lookup(dotted).is_some(),
                     millis: shape == Shape::Counter
-                        && names::lookup(dotted).is_some_and(|def| def.unit == names::Unit::Seconds),
+                        && names::lookup(dotted)
+                            .is_some_and(|def| def.unit == names::Unit::Seconds),
                     label_keys: RwLock::new(None),
                 });
                 families.push(family.clone());

@@ -33,6 +33,22 @@ pub(crate) struct Fetched {
 }
 
 impl Fetched {
+    /// The outcome of the answer for a fetcher that follows wrappers: an
+    /// answer with ads but no `<InLine>` one, and no wrapper to follow (an
+    /// `<Ad>` with neither child, a wrapper without a URI), leaves the
+    /// player nothing to play: no fill.
+    pub(crate) fn playable(&self) -> Outcome {
+        match (&self.inspection, self.outcome) {
+            (Some(inspection), Outcome::Ad) => match inspection.verdict {
+                VastVerdict::Ads { inline: 0, .. } if self.next_wrapper().is_none() => {
+                    Outcome::NoAd
+                }
+                _ => Outcome::Ad,
+            },
+            (_, outcome) => outcome,
+        }
+    }
+
     /// Where the answer sends the player next: an answer whose ads are all
     /// wrappers.
     pub(crate) fn next_wrapper(&self) -> Option<WrapperTarget> {
@@ -80,7 +96,8 @@ where
             return Ok(fetched);
         }
     };
-    let taken = Arc::try_unwrap(slot.0).map_or_else(|shared| shared.get().cloned(), |mut own| own.take());
+    let taken =
+        Arc::try_unwrap(slot.0).map_or_else(|shared| shared.get().cloned(), |mut own| own.take());
     fetched.inspection = match taken {
         Some((inspection, took)) => {
             if let Some(parse) = parse {
@@ -278,7 +295,7 @@ where
                 last = Some(fetched);
                 continue;
             }
-            None => ChainResult::of_answer(fetched.outcome),
+            None => ChainResult::of_answer(fetched.playable()),
         };
         return (result, Some(fetched));
     }

@@ -139,14 +139,12 @@ where
             let origin = req.uri().clone();
             let deadline = req.extensions().get::<Deadline>().copied();
             let label = req.extensions().get::<SourceLabel>().cloned();
-            let series = recorder
-                .as_ref()
-                .map(|r| r.chain(label.as_ref(), &origin));
+            let series = recorder.as_ref().map(|r| r.chain(label.as_ref(), &origin));
             let start = Instant::now();
             let first = fetch_vast(&mut svc, req, None).await?;
             let Some(target) = first.next_wrapper() else {
                 let report = ChainReport {
-                    result: ChainResult::of_answer(first.outcome),
+                    result: ChainResult::of_answer(first.playable()),
                     hops: Vec::new(),
                     elapsed: start.elapsed(),
                 };
@@ -173,7 +171,7 @@ fn answered(
     answer: &super::Fetched,
 ) {
     if let (Some(recorder), Outcome::Ad, Some(inspection)) =
-        (recorder, answer.outcome, &answer.inspection)
+        (recorder, answer.playable(), &answer.inspection)
     {
         recorder.pods(label, origin).answered(inspection);
     }

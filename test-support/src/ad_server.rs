@@ -236,8 +236,43 @@ async fn answer(req: Request<Incoming>, addr: SocketAddr) -> Result<Response<Box
         ("deflate", _) => encoded(zlib(INLINE_VAST.as_bytes()), "deflate"),
         ("raw-deflate", _) => encoded(raw_deflate(INLINE_VAST.as_bytes()), "deflate"),
         ("br", _) => encoded(INLINE_VAST.as_bytes().to_vec(), "br"),
+        ("pod", Some(n)) => xml_owned(pod(n.clamp(1, 50) as usize, "00:00:15")),
+        ("pod-bad", Some(n)) => xml_owned(pod(n.clamp(1, 50) as usize, "0:15")),
+        ("wrap-pod", Some(n)) => xml_owned(wrapper_to(&here(&format!("/pod/{n}")), None)),
         _ => with_status(StatusCode::NOT_FOUND, "no such route"),
     })
+}
+
+/// A VAST 4.2 ad pod: `ads` InLine ads in sequence, each with one linear
+/// creative of `duration` (`HH:MM:SS`, or anything else for a bad one).
+pub fn pod(ads: usize, duration: &str) -> String {
+    let mut vast = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VAST version=\"4.2\" xmlns=\"http://www.iab.com/VAST\">\n",
+    );
+    for n in 1..=ads {
+        vast.push_str(&format!(
+            r#"  <Ad id="pod-{n}" sequence="{n}">
+    <InLine>
+      <AdSystem>vast-metrics</AdSystem>
+      <AdTitle>Pod ad {n}</AdTitle>
+      <Impression><![CDATA[http://127.0.0.1/pixel?e=impression]]></Impression>
+      <Creatives>
+        <Creative sequence="1">
+          <Linear>
+            <Duration>{duration}</Duration>
+            <MediaFiles>
+              <MediaFile delivery="progressive" type="video/mp4" width="640" height="360"><![CDATA[http://127.0.0.1/ad-{n}.mp4]]></MediaFile>
+            </MediaFiles>
+          </Linear>
+        </Creative>
+      </Creatives>
+    </InLine>
+  </Ad>
+"#
+        ));
+    }
+    vast.push_str("</VAST>\n");
+    vast
 }
 
 /// A VAST 4.2 wrapper ad whose `VASTAdTagURI` is `uri`, with

@@ -5,6 +5,9 @@
 //! Names are the exported Prometheus-style names of [`VastMetrics::ALL`]
 //! ([`MetricDef::exported`], e.g. `vast_client_request_total`), labels the
 //! family's keys with the recorded values, durations histograms in seconds.
+//! metrics-rs counters are integers, so the contract's counters of seconds
+//! (`vast_ad_duration_seconds_total`, the break families) count whole
+//! milliseconds under `*_milliseconds_total` ([`millis_name`]).
 //! Each series is registered with the installed metrics-rs recorder once,
 //! when the crate resolves its handle; the hot path is the metrics-rs
 //! handle's own `increment`/`record`. Help text and unit are described
@@ -91,6 +94,16 @@ impl MetricsFacade {
     }
 }
 
+/// The facade's name of a counter of seconds: `*_milliseconds_total`
+/// (`vast_ad_duration_milliseconds_total`).
+pub fn millis_name(family: &MetricDef) -> String {
+    let stem = family
+        .exported
+        .strip_suffix("_seconds_total")
+        .unwrap_or(family.exported);
+    format!("{stem}_milliseconds_total")
+}
+
 /// The family's label keys paired with the recorded values.
 fn label_pairs(family: &'static MetricDef, values: &[&str]) -> Vec<metrics::Label> {
     family
@@ -134,6 +147,14 @@ impl crate::recorder::Recording for MetricsFacade {}
 
 impl Recorder for MetricsFacade {
     fn register_counter(&self, family: &'static MetricDef, values: &[&str]) -> Counter {
+        if family.unit == Unit::Seconds {
+            // metrics-rs counters are integers: seconds are counted in
+            // whole milliseconds, under a name that says so.
+            let name = millis_name(family);
+            metrics::describe_counter!(name.clone(), metrics::Unit::Milliseconds, family.help);
+            let handle = metrics::counter!(name, label_pairs(family, values));
+            return Counter::from_fn(Arc::new(FacadeCounter(handle)));
+        }
         self.describe(family);
         let handle = metrics::counter!(family.exported, label_pairs(family, values));
         Counter::from_fn(Arc::new(FacadeCounter(handle)))

@@ -31,8 +31,9 @@ pub enum Unit {
     /// A count or a plain number.
     Count,
     /// A duration: milliseconds through the generic API
-    /// ([`MetricsCollector::timing`](crate::MetricsCollector::timing)),
-    /// seconds once exported.
+    /// ([`MetricsCollector::timing`](crate::MetricsCollector::timing), and
+    /// `increment` for a counter of seconds) and the handles, seconds once
+    /// exported.
     Seconds,
 }
 
@@ -225,6 +226,27 @@ contract! {
     WRAPPER_CHAIN_DURATION = "vast.wrapper.chain.duration" => "vast_wrapper_chain_duration_seconds",
         Histogram, Seconds, [SOURCE_URL, RESULT],
         "Duration of wrapper chains from the first request to the last answer, in seconds.";
+    /// `<Ad>`s per VAST answer with ads, by source (histogram). New in
+    /// this crate.
+    ADS_RETURNED = "vast.ads.returned" => "vast_ads_returned",
+        Histogram, Count, [SOURCE_URL],
+        "Ads per VAST answer with ads (the pod size), by source; in a wrapper chain, the InLine answer at its end, for the originating source.",
+        buckets &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0];
+    /// Seconds of linear creatives returned, by source (counter; the
+    /// generic API takes milliseconds). New in this crate.
+    AD_DURATION = "vast.ad.duration" => "vast_ad_duration_seconds_total",
+        Counter, Seconds, [SOURCE_URL],
+        "Seconds of linear creatives returned in VAST answers with ads, by source.";
+    /// Seconds of ad break requested from multi-source fetches (counter;
+    /// the generic API takes milliseconds). New in this crate.
+    MULTI_SOURCE_BREAK_REQUESTED = "vast.multi_source.break.requested" => "vast_multi_source_break_requested_seconds_total",
+        Counter, Seconds, [FETCH_STRATEGY],
+        "Seconds of ad break requested from multi-source fetches, by fetch strategy.";
+    /// Seconds of linear ads in the answers multi-source fetches kept
+    /// (counter; the generic API takes milliseconds). New in this crate.
+    MULTI_SOURCE_BREAK_FILLED = "vast.multi_source.break.filled" => "vast_multi_source_break_filled_seconds_total",
+        Counter, Seconds, [FETCH_STRATEGY],
+        "Seconds of linear ads in the VAST multi-source fetches returned for a requested break, by fetch strategy (not capped: a break can be overfilled).";
 }
 
 /// Label-name constants of the VAST Client metrics system.
@@ -275,7 +297,8 @@ pub fn is_duration(dotted: &str) -> bool {
 
 /// Exported Prometheus name for a dotted metric name of the given kind.
 ///
-/// Dots and dashes become `_`; counters end in `_total`; gauges drop a
+/// Dots and dashes become `_`; counters end in `_total` (the contract's
+/// counters of seconds in `_seconds_total`); gauges drop a
 /// trailing `_count` (a histogram suffix that promtool rejects on a gauge, so
 /// `vast.multi_source.sources.count` is `vast_multi_source_sources`); duration histograms
 /// (see [`is_duration`]) end in `_seconds`, replacing a `milliseconds`/`ms`
@@ -283,6 +306,9 @@ pub fn is_duration(dotted: &str) -> bool {
 /// `timing`, which are durations whatever they are called.
 pub fn exported_name(dotted: &str, kind: MetricKind) -> String {
     match kind {
+        MetricKind::Counter if lookup(dotted).is_some_and(|def| def.unit == Unit::Seconds) => {
+            format!("{}_seconds_total", underscored(dotted))
+        }
         MetricKind::Counter => {
             let mut name = underscored(dotted);
             if !name.ends_with("_total") {
@@ -466,15 +492,14 @@ mod tests {
         }
         // The table's own exported names follow the conventions.
         for def in VastMetrics::ALL {
-            let derived = match def.unit {
-                Unit::Seconds => exported_timing_name(def.dotted),
-                Unit::Count => exported_name(def.dotted, def.kind),
+            let derived = match (def.unit, def.kind) {
+                (Unit::Seconds, MetricKind::Histogram) => exported_timing_name(def.dotted),
+                _ => exported_name(def.dotted, def.kind),
             };
             assert_eq!(def.exported, derived, "{}", def.dotted);
-            assert_eq!(
-                def.unit == Unit::Seconds,
-                def.kind == MetricKind::Histogram && is_duration(def.dotted)
-            );
+            if def.kind == MetricKind::Histogram {
+                assert_eq!(def.unit == Unit::Seconds, is_duration(def.dotted));
+            }
         }
     }
 

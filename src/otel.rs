@@ -104,6 +104,8 @@ pub fn instrument_unit(family: &MetricDef) -> &'static str {
 #[derive(Default)]
 struct Instruments {
     counters: HashMap<&'static str, otel::Counter<u64>>,
+    /// Counters of seconds (`vast.ad.duration`, the break families).
+    seconds: HashMap<&'static str, otel::Counter<f64>>,
     gauges: HashMap<&'static str, otel::UpDownCounter<f64>>,
     histograms: HashMap<&'static str, otel::Histogram<f64>>,
 }
@@ -194,8 +196,38 @@ impl HistogramFn for OtelHistogram {
 
 impl crate::recorder::Recording for OtelMetrics {}
 
+/// A counter of seconds: its handle counts milliseconds.
+struct OtelSecondsCounter {
+    counter: otel::Counter<f64>,
+    attributes: Box<[KeyValue]>,
+}
+
+impl CounterFn for OtelSecondsCounter {
+    fn increment(&self, millis: u64) {
+        self.counter.add(millis as f64 / 1000.0, &self.attributes);
+    }
+}
+
 impl Recorder for OtelMetrics {
     fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> Counter {
+        if family.unit == Unit::Seconds {
+            let counter = self
+                .instruments()
+                .seconds
+                .entry(family.dotted)
+                .or_insert_with(|| {
+                    self.meter
+                        .f64_counter(instrument_name(family))
+                        .with_unit("s")
+                        .with_description(family.help)
+                        .build()
+                })
+                .clone();
+            return Counter::from_fn(Arc::new(OtelSecondsCounter {
+                counter,
+                attributes: attributes(family, labels),
+            }));
+        }
         let counter = self
             .instruments()
             .counters

@@ -19,7 +19,7 @@ use crate::classify::{ErrorType, FetchResult, Outcome, VastErrorCode};
 use crate::names::{family, MetricDef};
 use crate::recorder::{Counter, Gauge, Histogram, RecordError, Recorder};
 use crate::trace::TraceContext;
-use crate::vast::VastVerdict;
+use crate::vast::{Inspection, VastVerdict};
 use crate::wrapper::ChainResult;
 
 /// The families of something that starts and ends with an outcome.
@@ -230,12 +230,66 @@ impl VastErrorSeries {
     }
 }
 
+/// The pods one source answers: `vast_ads_returned{source_url}` and
+/// `vast_ad_duration_seconds_total{source_url}` (at 0 from the first
+/// answer inspected). Recorded by the client layer used alone, and by a
+/// fetcher (for the answer that ends a source's chain) otherwise.
+pub(crate) struct PodSeries {
+    recorder: Arc<dyn Recorder>,
+    label: Arc<str>,
+    /// Counts milliseconds (the family's unit is seconds).
+    seconds: Counter,
+    ads: OnceLock<Histogram>,
+}
+
+impl PodSeries {
+    pub(crate) fn new(recorder: Arc<dyn Recorder>, label: Arc<str>) -> Self {
+        let seconds = recorder.register_counter(&family::AD_DURATION, &[&label]);
+        seconds.increment(0);
+        PodSeries {
+            recorder,
+            label,
+            seconds,
+            ads: OnceLock::new(),
+        }
+    }
+
+    /// An answer was read: its pod counts if it has ads.
+    pub(crate) fn answered(&self, inspection: &Inspection) {
+        if !matches!(inspection.verdict, VastVerdict::Ads { .. }) {
+            return;
+        }
+        self.ads
+            .get_or_init(|| {
+                self.recorder
+                    .register_histogram(&family::ADS_RETURNED, &[&self.label])
+            })
+            .record(f64::from(inspection.ads));
+        let millis = u64::try_from(inspection.linear.as_millis()).unwrap_or(u64::MAX);
+        self.seconds.increment(millis);
+        for _ in 0..inspection.bad_durations {
+            self.recorder.record_error(RecordError::BadDuration);
+        }
+    }
+
+    /// Gives back the handles registered so far.
+    pub(crate) fn release(&self) {
+        let labels = [&*self.label];
+        self.recorder.release(&family::AD_DURATION, &labels);
+        if self.ads.get().is_some() {
+            self.recorder.release(&family::ADS_RETURNED, &labels);
+        }
+    }
+}
+
 /// The client and parser families of one source.
 pub(crate) struct ClientSeries {
     request: OutcomeSeries,
     /// Made on the first inspected body (boxed: without inspection, a
     /// source does not carry it).
     parser: OnceLock<Box<ParserSeries>>,
+    /// Made on the first inspected body, as the parser's.
+    pods: OnceLock<Box<PodSeries>>,
 }
 
 /// The parser and IAB families of one source.
@@ -253,6 +307,7 @@ impl ClientSeries {
         ClientSeries {
             request: OutcomeSeries::new(recorder, &CLIENT, label.clone()),
             parser: OnceLock::new(),
+            pods: OnceLock::new(),
         }
     }
 
@@ -263,6 +318,9 @@ impl ClientSeries {
         let r = &*self.request.recorder;
         let label = self.request.label();
         self.request.release();
+        if let Some(pods) = self.pods.get() {
+            pods.release();
+        }
         let Some(parser) = self.parser.get() else {
             return;
         };
@@ -284,6 +342,18 @@ impl ClientSeries {
     /// Something about this source's request was not recorded as asked.
     pub(crate) fn record_error(&self, error: RecordError) {
         self.request.recorder.record_error(error);
+    }
+
+    /// The pod of an answer no fetcher above reads (the layer used alone).
+    pub(crate) fn answered(&self, inspection: &Inspection) {
+        self.pods
+            .get_or_init(|| {
+                Box::new(PodSeries::new(
+                    self.request.recorder.clone(),
+                    self.request.label.clone(),
+                ))
+            })
+            .answered(inspection);
     }
 
     fn inspected(&self, verdict: VastVerdict, took: Duration) {

@@ -454,11 +454,16 @@ pub enum RecordError {
     /// was not inspected, and its verdict is the HTTP one.
     #[error("body encoding not inspected")]
     UnsupportedEncoding,
+    /// A linear creative of an answer with ads had no `<Duration>`, or one
+    /// that is not `HH:MM:SS(.mmm)`: it added nothing to
+    /// `vast_ad_duration_seconds_total`.
+    #[error("linear creative without a valid duration")]
+    BadDuration,
 }
 
 impl RecordError {
     /// Every value, in label order.
-    pub const ALL: [RecordError; 8] = [
+    pub const ALL: [RecordError; 9] = [
         RecordError::InvalidName,
         RecordError::InvalidLabelName,
         RecordError::LabelMismatch,
@@ -467,6 +472,7 @@ impl RecordError {
         RecordError::InvalidValue,
         RecordError::SourceLabelOverflow,
         RecordError::UnsupportedEncoding,
+        RecordError::BadDuration,
     ];
 
     /// The `reason` label value.
@@ -480,6 +486,7 @@ impl RecordError {
             RecordError::InvalidValue => "invalid_value",
             RecordError::SourceLabelOverflow => "source_label_overflow",
             RecordError::UnsupportedEncoding => "unsupported_encoding",
+            RecordError::BadDuration => "bad_duration",
         }
     }
 }

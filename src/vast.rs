@@ -61,10 +61,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Buf;
-use quick_xml::events::Event;
-use quick_xml::Reader;
 
 use crate::classify::{ErrorType, Outcome};
 
@@ -126,46 +125,93 @@ impl VastVerdict {
     }
 }
 
-/// Inspects a whole body held in one slice.
-pub fn inspect(body: &[u8]) -> VastVerdict {
-    if body.is_empty() {
-        return VastVerdict::Empty;
-    }
-    scan(body)
+/// What one scan of a body found: the verdict, and what a fetcher needs
+/// from the document (the pod, its seconds of linear ads, where a wrapper
+/// sends the player next), read in the same pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// What the body is.
+    pub verdict: VastVerdict,
+    /// `<Ad>` children of the root: the pod's size (0 without an ad).
+    pub ads: u32,
+    /// The sum of the `<Duration>`s of the linear creatives of `<InLine>`
+    /// ads (`InLine/Creatives/Creative/Linear/Duration`; VAST 1:
+    /// `InLine/Video/Duration`).
+    pub linear: Duration,
+    /// Linear creatives of `<InLine>` ads whose first `<Duration>` is
+    /// missing or not `HH:MM:SS` / `HH:MM:SS.mmm`: they add nothing to
+    /// [`linear`](Self::linear).
+    pub bad_durations: u32,
+    /// Where the first `<Ad>` whose first child is a `<Wrapper>` sends
+    /// the player: `None` without one, or when that wrapper names no URI.
+    pub wrapper: Option<WrapperTarget>,
 }
 
-/// Inspects a body held in several buffers (the frames of a stream).
-/// Gives what [`inspect`] gives on the joined bytes: one frame is read in
-/// place, several are joined into one copy (as long as the body, which the
-/// layer bounds with its inspection cap).
-pub fn inspect_chunks<D: Buf + Clone>(chunks: &[D]) -> VastVerdict {
-    let mut filled = chunks.iter().filter(|c| c.has_remaining());
-    match (filled.next(), filled.next()) {
-        (None, _) => VastVerdict::Empty,
-        (Some(one), None) if one.chunk().len() == one.remaining() => scan(one.chunk()),
-        _ => {
-            let mut joined = Vec::with_capacity(chunks.iter().map(Buf::remaining).sum());
-            for c in chunks {
-                if c.chunk().len() == c.remaining() {
-                    joined.extend_from_slice(c.chunk());
-                } else {
-                    // A split `Buf` (a `Chain`, say) is read from a copy.
-                    let mut c = c.clone();
-                    while c.has_remaining() {
-                        let n = c.chunk().len();
+impl Inspection {
+    /// Inspects a whole body held in one slice.
+    pub fn of(body: &[u8]) -> Inspection {
+        if body.is_empty() {
+            return Inspection::verdict(VastVerdict::Empty);
+        }
+        scan(body)
+    }
+
+    /// Inspects a body held in several buffers (the frames of a stream):
+    /// what [`Inspection::of`] gives on the joined bytes. One frame is read
+    /// in place, several are joined into one copy (as long as the body,
+    /// which the layer bounds with its inspection cap).
+    pub fn of_chunks<D: Buf + Clone>(chunks: &[D]) -> Inspection {
+        let mut filled = chunks.iter().filter(|c| c.has_remaining());
+        match (filled.next(), filled.next()) {
+            (None, _) => Inspection::verdict(VastVerdict::Empty),
+            (Some(one), None) if one.chunk().len() == one.remaining() => scan(one.chunk()),
+            _ => {
+                let mut joined = Vec::with_capacity(chunks.iter().map(Buf::remaining).sum());
+                for c in chunks {
+                    if c.chunk().len() == c.remaining() {
                         joined.extend_from_slice(c.chunk());
-                        c.advance(n);
+                    } else {
+                        // A split `Buf` (a `Chain`, say) is read from a copy.
+                        let mut c = c.clone();
+                        while c.has_remaining() {
+                            let n = c.chunk().len();
+                            joined.extend_from_slice(c.chunk());
+                            c.advance(n);
+                        }
                     }
                 }
+                scan(&joined)
             }
-            scan(&joined)
+        }
+    }
+
+    /// A body that is only its verdict: nothing else was read from it.
+    pub(crate) fn verdict(verdict: VastVerdict) -> Inspection {
+        Inspection {
+            verdict,
+            ads: 0,
+            linear: Duration::ZERO,
+            bad_durations: 0,
+            wrapper: None,
         }
     }
 }
 
-fn scan(doc: &[u8]) -> VastVerdict {
+/// Inspects a whole body held in one slice: [`Inspection::of`]'s verdict.
+pub fn inspect(body: &[u8]) -> VastVerdict {
+    Inspection::of(body).verdict
+}
+
+/// Inspects a body held in several buffers: [`Inspection::of_chunks`]'s
+/// verdict.
+pub fn inspect_chunks<D: Buf + Clone>(chunks: &[D]) -> VastVerdict {
+    Inspection::of_chunks(chunks).verdict
+}
+
+fn scan(doc: &[u8]) -> Inspection {
     if !chars_ok(doc) {
-        return VastVerdict::InvalidXml;
+        return Inspection::verdict(VastVerdict::InvalidXml);
     }
     SPARE.with(|spare| match spare.try_borrow_mut() {
         Ok(mut b) => {
@@ -182,12 +228,12 @@ fn scan(doc: &[u8]) -> VastVerdict {
     })
 }
 
-fn parse(doc: &[u8], b: &mut Buffers) -> VastVerdict {
+fn parse(doc: &[u8], b: &mut Buffers) -> Inspection {
     let mut p = Parser::new(doc, b);
     if p.document().is_err() {
-        return VastVerdict::InvalidXml;
+        return Inspection::verdict(VastVerdict::InvalidXml);
     }
-    match p.root {
+    let verdict = match p.root {
         Root::Other => VastVerdict::NotVast,
         Root::Vast { supported: false } => VastVerdict::UnsupportedVersion,
         Root::Vast { supported: true } if p.ads == 0 => VastVerdict::NoAd,
@@ -195,10 +241,22 @@ fn parse(doc: &[u8], b: &mut Buffers) -> VastVerdict {
             inline: p.inline,
             wrapper: p.wrapper,
         },
+    };
+    if !verdict.is_vast() {
+        return Inspection::verdict(verdict);
+    }
+    Inspection {
+        verdict,
+        ads: p.ads,
+        linear: Duration::from_millis(p.linear_ms),
+        bad_durations: p.bad_durations,
+        wrapper: match p.first_wrapper {
+            FirstWrapper::Done(target) => target,
+            _ => None,
+        },
     }
 }
 
-/// Whether the major version in a `<VAST version>` value is 2, 3 or 4.
 fn supported_version(value: &[u8]) -> bool {
     let value = value.trim_ascii();
     let mut parts = value.split(|&b| b == b'.');
@@ -563,6 +621,8 @@ struct Buffers {
     attrs: Vec<QName>,
     /// The current tag's `version`, decoded.
     version: Vec<u8>,
+    /// A wrapper flag, a `<Duration>` or a tag URI, decoded.
+    text: Vec<u8>,
     /// Namespace declarations in scope, innermost last.
     ns: Vec<Decl>,
     /// Their URIs, decoded, end to end.
@@ -579,6 +639,7 @@ impl Buffers {
             open: Vec::new(),
             attrs: Vec::new(),
             version: Vec::new(),
+            text: Vec::new(),
             ns: Vec::new(),
             uris: Vec::new(),
         }
@@ -588,6 +649,7 @@ impl Buffers {
         self.open.capacity() * size_of::<Open>()
             + self.attrs.capacity() * size_of::<QName>()
             + self.version.capacity()
+            + self.text.capacity()
             + self.ns.capacity() * size_of::<Decl>()
             + self.uris.capacity()
     }
@@ -596,6 +658,7 @@ impl Buffers {
         self.open.clear();
         self.attrs.clear();
         self.version.clear();
+        self.text.clear();
         self.ns.clear();
         self.uris.clear();
     }
@@ -621,10 +684,62 @@ struct Parser<'a, 'b> {
     /// than `NS_WALK`.
     index: Option<HashMap<&'a [u8], Vec<usize>>>,
     root: Root,
+    /// VAST 1.0 (`<VideoAdServingTemplate>`): its own paths to durations
+    /// and tag URIs.
+    vast1: bool,
     in_ad: bool,
     ads: u32,
     inline: u32,
     wrapper: u32,
+    /// The path followed inside the current ad, if any.
+    track: Track,
+    /// Depth of the next element on the path (3 is the first, inside
+    /// `<InLine>` or `<Wrapper>`); 0 when there is none.
+    want: usize,
+    /// Where the content of the path's last element starts.
+    leaf_from: usize,
+    /// The current linear creative's `<Duration>` was read.
+    timed: bool,
+    linear_ms: u64,
+    bad_durations: u32,
+    first_wrapper: FirstWrapper,
+}
+
+/// A path of elements whose text a fetcher needs, from inside `<InLine>`
+/// or `<Wrapper>`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Track {
+    None,
+    /// To `<Duration>`, through the linear creative (the element before it).
+    Durations(&'static [&'static [u8]]),
+    /// To the tag URI of the first wrapper.
+    TagUri(&'static [&'static [u8]]),
+}
+
+impl Track {
+    fn path(self) -> &'static [&'static [u8]] {
+        match self {
+            Track::None => &[],
+            Track::Durations(path) | Track::TagUri(path) => path,
+        }
+    }
+}
+
+const DURATIONS: &[&[u8]] = &[b"Creatives", b"Creative", b"Linear", b"Duration"];
+const DURATIONS_VAST1: &[&[u8]] = &[b"Video", b"Duration"];
+const TAG_URI: &[&[u8]] = &[b"VASTAdTagURI"];
+const TAG_URI_VAST1: &[&[u8]] = &[b"VASTAdTagURL", b"URL"];
+
+/// The first `<Ad>` whose first child is a `<Wrapper>`.
+enum FirstWrapper {
+    NotSeen,
+    /// Inside it, before its tag URI: its flags.
+    Reading {
+        follow_additional_wrappers: bool,
+        fallback_on_no_ad: Option<bool>,
+    },
+    /// Read: its target, if it named one.
+    Done(Option<WrapperTarget>),
 }
 
 impl<'a, 'b> Parser<'a, 'b> {
@@ -634,10 +749,18 @@ impl<'a, 'b> Parser<'a, 'b> {
             b,
             index: None,
             root: Root::Other,
+            vast1: false,
             in_ad: false,
             ads: 0,
             inline: 0,
             wrapper: 0,
+            track: Track::None,
+            want: 0,
+            leaf_from: 0,
+            timed: false,
+            linear_ms: 0,
+            bad_durations: 0,
+            first_wrapper: FirstWrapper::NotSeen,
         }
     }
 
@@ -819,6 +942,12 @@ impl<'a, 'b> Parser<'a, 'b> {
         // names all differ, and have no prefix, needs no other check.
         let mut seen = 0u64;
         let mut suspect = false;
+        // The first wrapper's flags are read on the way.
+        let first_wrapper = depth == 2
+            && self.in_ad
+            && matches!(self.first_wrapper, FirstWrapper::NotSeen)
+            && name.local(doc) == b"Wrapper";
+        let (mut follow, mut fallback) = (true, None);
         let open = loop {
             let spaced = self.s.skip_spaces();
             match self.s.peek().ok_or(Bad)? {
@@ -856,6 +985,17 @@ impl<'a, 'b> Parser<'a, 'b> {
                     self.b.version.clear();
                     attr_value(&mut self.s, quote, Some(&mut self.b.version))?;
                     version = true;
+                } else if first_wrapper
+                    && matches!(local, b"followAdditionalWrappers" | b"fallbackOnNoAd")
+                {
+                    self.b.text.clear();
+                    attr_value(&mut self.s, quote, Some(&mut self.b.text))?;
+                    let flag = boolean(&self.b.text);
+                    if local == b"fallbackOnNoAd" {
+                        fallback = flag;
+                    } else {
+                        follow = flag.unwrap_or(true);
+                    }
                 } else {
                     skip_value(&mut self.s, quote)?;
                 }
@@ -895,6 +1035,7 @@ impl<'a, 'b> Parser<'a, 'b> {
         let local = name.local(doc);
         match depth {
             0 => {
+                self.vast1 = local == b"VideoAdServingTemplate";
                 self.root = match local {
                     b"VAST" => Root::Vast {
                         supported: !version || supported_version(&self.b.version),
@@ -910,11 +1051,26 @@ impl<'a, 'b> Parser<'a, 'b> {
             2 if self.in_ad && local == b"InLine" => {
                 self.inline += 1;
                 self.in_ad = false;
+                let path = if self.vast1 { DURATIONS_VAST1 } else { DURATIONS };
+                self.follow(Track::Durations(path), open);
             }
             2 if self.in_ad && local == b"Wrapper" => {
                 self.wrapper += 1;
                 self.in_ad = false;
+                if first_wrapper {
+                    self.first_wrapper = if open {
+                        FirstWrapper::Reading {
+                            follow_additional_wrappers: follow,
+                            fallback_on_no_ad: fallback,
+                        }
+                    } else {
+                        FirstWrapper::Done(None)
+                    };
+                    let path = if self.vast1 { TAG_URI_VAST1 } else { TAG_URI };
+                    self.follow(Track::TagUri(path), open);
+                }
             }
+            d if d == self.want => self.on_path(local, open),
             _ => {}
         }
         if open {
@@ -1049,6 +1205,7 @@ impl<'a, 'b> Parser<'a, 'b> {
 
     /// An end tag at `</`, matching the innermost open element.
     fn end_tag(&mut self) -> Res {
+        let content_end = self.s.pos;
         self.s.advance(2);
         let open = self.b.open.pop().ok_or(Bad)?;
         // The start tag's prefix and local name, then no name character:
@@ -1071,10 +1228,116 @@ impl<'a, 'b> Parser<'a, 'b> {
             self.s.expect(b">")?;
         }
         self.undeclare(open.ns_mark);
-        if self.b.open.len() == 1 {
+        let depth = self.b.open.len();
+        if depth == 1 {
             self.in_ad = false;
         }
+        if self.want > depth {
+            self.closed_on_path(depth, content_end);
+        }
         Ok(())
+    }
+
+    /// Starts following `track` inside an `<InLine>` or `<Wrapper>`.
+    fn follow(&mut self, track: Track, open: bool) {
+        if open {
+            self.track = track;
+            self.want = 3;
+        }
+    }
+
+    /// An element at the depth of the next one on the path opened.
+    #[cold]
+    fn on_path(&mut self, local: &[u8], open: bool) {
+        let path = self.track.path();
+        let i = self.want - 3;
+        if path.get(i) != Some(&local) {
+            return;
+        }
+        let leaf = i + 1 == path.len();
+        let linear = matches!(self.track, Track::Durations(_)) && i + 2 == path.len();
+        if open {
+            self.want += 1;
+            if leaf {
+                self.leaf_from = self.s.pos;
+            } else if linear {
+                self.timed = false;
+            }
+        } else if leaf {
+            self.leaf_read(b"");
+        } else if linear {
+            self.bad_durations += 1;
+        }
+    }
+
+    /// The element on the path at `depth` closed; its content ended at
+    /// `content_end`.
+    #[cold]
+    fn closed_on_path(&mut self, depth: usize, content_end: usize) {
+        let path = self.track.path();
+        if depth < 3 {
+            // The `<InLine>` or `<Wrapper>` ended.
+            if let FirstWrapper::Reading { .. } = self.first_wrapper {
+                if matches!(self.track, Track::TagUri(_)) {
+                    self.first_wrapper = FirstWrapper::Done(None);
+                }
+            }
+            self.track = Track::None;
+            self.want = 0;
+            return;
+        }
+        self.want = depth;
+        let i = depth - 3;
+        match self.track {
+            Track::Durations(_) if i + 1 == path.len() => {
+                let doc = self.s.buf;
+                self.leaf_read(&doc[self.leaf_from..content_end]);
+            }
+            Track::Durations(_) if i + 2 == path.len() && !self.timed => self.bad_durations += 1,
+            Track::TagUri(_) if i + 1 == path.len() => {
+                let doc = self.s.buf;
+                self.leaf_read(&doc[self.leaf_from..content_end]);
+            }
+            Track::TagUri(_) => {
+                // Its container ended without one.
+                if let FirstWrapper::Reading { .. } = self.first_wrapper {
+                    self.first_wrapper = FirstWrapper::Done(None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The content of the path's last element: a `<Duration>` or a tag URI.
+    fn leaf_read(&mut self, content: &[u8]) {
+        let mut text = std::mem::take(&mut self.b.text);
+        text.clear();
+        text_of(content, &mut text);
+        match (self.track, &self.first_wrapper) {
+            (Track::Durations(_), _) if !self.timed => {
+                self.timed = true;
+                match duration_ms(&text) {
+                    Some(ms) => self.linear_ms = self.linear_ms.saturating_add(ms),
+                    None => self.bad_durations += 1,
+                }
+            }
+            (
+                Track::TagUri(_),
+                &FirstWrapper::Reading {
+                    follow_additional_wrappers,
+                    fallback_on_no_ad,
+                },
+            ) => {
+                let uri = String::from_utf8_lossy(text.trim_ascii()).into_owned();
+                self.first_wrapper = FirstWrapper::Done((!uri.is_empty()).then_some(WrapperTarget {
+                    uri,
+                    follow_additional_wrappers,
+                    fallback_on_no_ad,
+                }));
+            }
+            _ => {}
+        }
+        self.b.text = text;
     }
 
     /// The content of the root, through its end tag.
@@ -1355,107 +1618,105 @@ pub struct WrapperTarget {
 
 /// The target of the first `<Ad>` whose `<Wrapper>` (rather than
 /// `<InLine>`) is its first ad child, if the document is valid VAST (see
-/// [`inspect`]) and that wrapper names a URI.
+/// [`inspect`]) and that wrapper names a URI: [`Inspection::of`]'s
+/// `wrapper`.
 pub fn wrapper_target(doc: &[u8]) -> Option<WrapperTarget> {
-    match inspect(doc) {
-        VastVerdict::Ads { wrapper, .. } if wrapper > 0 => {}
-        _ => return None,
-    }
-    // Well-formed, without a DTD, UTF-8: quick-xml reads it exactly.
-    let mut reader = Reader::from_reader(doc);
-    let mut depth = 0usize;
-    let mut vast1 = false;
-    let mut in_ad = false;
-    let mut target: Option<WrapperTarget> = None;
-    // Level of the element whose text is the URI, once inside it.
-    let mut uri_level: Option<usize> = None;
-    // VAST 1: inside <VASTAdTagURL>, whose <URL> holds the URI.
-    let mut in_tag_url = false;
-    let mut uri = String::new();
-    loop {
-        let event = reader.read_event().ok()?;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let local = e.local_name();
-                let local = local.as_ref();
-                let wrapped = target.is_some();
-                match depth {
-                    0 => vast1 = local == b"VideoAdServingTemplate",
-                    1 => in_ad = local == b"Ad" && !empty,
-                    2 if in_ad && local == b"InLine" => in_ad = false,
-                    2 if in_ad && local == b"Wrapper" => {
-                        if empty {
-                            return None;
-                        }
-                        target = Some(wrapper_attributes(e)?);
-                    }
-                    3 if wrapped && !vast1 && local == b"VASTAdTagURI" => uri_level = Some(3),
-                    3 if wrapped && vast1 && local == b"VASTAdTagURL" => in_tag_url = !empty,
-                    4 if in_tag_url && local == b"URL" => uri_level = Some(4),
-                    _ => {}
-                }
-                if empty && uri_level.is_some() {
-                    return None;
-                }
-                if !empty {
-                    depth += 1;
-                }
-            }
-            Event::End(_) => {
-                depth = depth.saturating_sub(1);
-                if uri_level == Some(depth) {
-                    let mut t = target?;
-                    t.uri = uri.trim().to_owned();
-                    return (!t.uri.is_empty()).then_some(t);
-                }
-                if target.is_some() && (depth == 2 || (depth == 3 && in_tag_url)) {
-                    // The wrapper ended without a URI.
-                    return None;
-                }
-            }
-            Event::Text(ref t) if uri_level.map(|l| l + 1) == Some(depth) => {
-                uri.push_str(&t.decode().ok()?);
-            }
-            Event::CData(ref t) if uri_level.map(|l| l + 1) == Some(depth) => {
-                uri.push_str(&t.decode().ok()?);
-            }
-            Event::GeneralRef(ref r) if uri_level.map(|l| l + 1) == Some(depth) => {
-                match r.resolve_char_ref().ok()? {
-                    Some(c) => uri.push(c),
-                    None => uri.push_str(quick_xml::escape::resolve_predefined_entity(
-                        &r.decode().ok()?,
-                    )?),
-                }
-            }
-            Event::Eof => return None,
-            _ => {}
-        }
+    Inspection::of(doc).wrapper
+}
+
+/// An `xs:boolean`, as the schema spells it.
+fn boolean(value: &[u8]) -> Option<bool> {
+    match value.trim_ascii() {
+        b"true" | b"1" => Some(true),
+        b"false" | b"0" => Some(false),
+        _ => None,
     }
 }
 
-/// A `<Wrapper>`'s flags.
-fn wrapper_attributes(e: &quick_xml::events::BytesStart<'_>) -> Option<WrapperTarget> {
-    let mut t = WrapperTarget {
-        uri: String::new(),
-        follow_additional_wrappers: true,
-        fallback_on_no_ad: None,
+/// `HH:MM:SS` or `HH:MM:SS.mmm` in milliseconds: hours of any width,
+/// minutes and seconds of two digits below 60, one to three digits of
+/// fraction.
+fn duration_ms(text: &[u8]) -> Option<u64> {
+    fn digits(d: &[u8], width: std::ops::RangeInclusive<usize>) -> Option<u64> {
+        (width.contains(&d.len()) && d.iter().all(u8::is_ascii_digit))
+            .then(|| d.iter().fold(0, |n, &b| n * 10 + u64::from(b - b'0')))
+    }
+    let text = text.trim_ascii();
+    let (hms, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
+        None => (text, None),
     };
-    for attr in e.attributes() {
-        let attr = attr.ok()?;
-        // xs:boolean.
-        let flag = match attr.unescape_value().ok()?.trim() {
-            "true" | "1" => Some(true),
-            "false" | "0" => Some(false),
-            _ => None,
-        };
-        match attr.key.local_name().as_ref() {
-            b"followAdditionalWrappers" => t.follow_additional_wrappers = flag.unwrap_or(true),
-            b"fallbackOnNoAd" => t.fallback_on_no_ad = flag,
-            _ => {}
+    let mut parts = hms.split(|&b| b == b':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let (h, m, s) = (digits(h, 1..=6)?, digits(m, 2..=2)?, digits(s, 2..=2)?);
+    if m >= 60 || s >= 60 {
+        return None;
+    }
+    let ms = match fraction {
+        Some(f) => digits(f, 1..=3)? * 10u64.pow(3 - f.len() as u32),
+        None => 0,
+    };
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms)
+}
+
+/// The character data directly inside an element whose content is
+/// `content` (already checked well-formed): references and CDATA sections
+/// resolved; comments, processing instructions and child elements left
+/// out. Read only for the few elements a fetcher needs, so the scan's
+/// text loop stays as it is.
+fn text_of(content: &[u8], out: &mut Vec<u8>) {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < content.len() {
+        let rest = &content[i..];
+        let n = memchr::memchr2(b'<', b'&', rest).unwrap_or(rest.len());
+        if depth == 0 {
+            out.extend_from_slice(&rest[..n]);
+        }
+        i += n;
+        let rest = &content[i..];
+        if rest.is_empty() {
+            break;
+        }
+        if rest[0] == b'&' {
+            let mut s = Cursor { buf: content, pos: i };
+            // Checked by the scan: it resolves.
+            let _ = reference(&mut s, (depth == 0).then_some(&mut *out));
+            i = s.pos.max(i + 1);
+        } else if let Some(inner) = rest.strip_prefix(b"<![CDATA[") {
+            let end = memchr::memmem::find(inner, b"]]>").unwrap_or(inner.len());
+            if depth == 0 {
+                out.extend_from_slice(&inner[..end]);
+            }
+            i += 9 + end + 3;
+        } else if rest.starts_with(b"<!--") {
+            i += 4 + memchr::memmem::find(&rest[4..], b"-->").map_or(rest.len(), |e| e + 3);
+        } else if rest.starts_with(b"<?") {
+            i += 2 + memchr::memmem::find(&rest[2..], b"?>").map_or(rest.len(), |e| e + 2);
+        } else {
+            // A child's tag; a quoted value may hold `>`.
+            let mut quote = None;
+            let mut j = 1;
+            while j < rest.len() {
+                match (quote, rest[j]) {
+                    (None, b'>') => break,
+                    (None, q @ (b'"' | b'\'')) => quote = Some(q),
+                    (Some(q), c) if c == q => quote = None,
+                    _ => {}
+                }
+                j += 1;
+            }
+            if rest.get(1) == Some(&b'/') {
+                depth = depth.saturating_sub(1);
+            } else if rest[j - 1] != b'/' {
+                depth += 1;
+            }
+            i += j + 1;
         }
     }
-    Some(t)
 }
 
 #[cfg(test)]
@@ -1698,6 +1959,54 @@ mod tests {
             br#"<VAST><Ad><InLine><VASTAdTagURI>https://a</VASTAdTagURI></InLine></Ad></VAST>"#,
         ] {
             assert_eq!(wrapper_target(doc), None, "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn pods_and_durations_come_from_the_same_scan() {
+        let pod = br#"<VAST version="4.2">
+  <Ad id="1" sequence="1"><InLine><Creatives><Creative><Linear><Duration>00:00:15</Duration></Linear></Creative>
+    <Creative><CompanionAds/></Creative></Creatives></InLine></Ad>
+  <Ad id="2" sequence="2"><InLine><Creatives><Creative><Linear>
+    <Duration><![CDATA[ 00:00:30.500 ]]></Duration><Duration>00:09:00</Duration></Linear></Creative></Creatives></InLine></Ad>
+  <Ad id="3" sequence="3"><InLine><Creatives><Creative><Linear><Duration>0:30</Duration></Linear></Creative>
+    <Creative><Linear/></Creative><Creative><Linear><MediaFiles/></Linear></Creative></Creatives></InLine></Ad>
+  <Ad id="4"><Wrapper><VASTAdTagURI>http://a/b</VASTAdTagURI><Creatives><Creative><Linear><Duration>00:01:00</Duration></Linear></Creative></Creatives></Wrapper></Ad>
+</VAST>"#;
+        let i = Inspection::of(pod);
+        assert_eq!(i.verdict, ads(3, 1));
+        assert_eq!(i.ads, 4);
+        // 15 s + 30.5 s; a wrapper's creatives are not the ad's.
+        assert_eq!(i.linear, Duration::from_millis(45_500));
+        // `0:30`, a `<Linear/>`, a linear without a duration.
+        assert_eq!(i.bad_durations, 3);
+        assert_eq!(i.wrapper.as_ref().unwrap().uri, "http://a/b");
+        let vast1 = br#"<VideoAdServingTemplate><Ad><InLine><Video><Duration>00:00:20</Duration></Video></InLine></Ad></VideoAdServingTemplate>"#;
+        assert_eq!(Inspection::of(vast1).linear, Duration::from_secs(20));
+        // A broken document yields nothing but its verdict.
+        let broken = br#"<VAST><Ad><InLine><Creatives><Creative><Linear><Duration>00:00:15</Duration></Linear></Creative></Creatives></InLine></Ad>"#;
+        assert_eq!(Inspection::of(broken), Inspection::verdict(VastVerdict::InvalidXml));
+        let split = [Bytes::from_static(&pod[..100]), Bytes::from_static(&pod[100..])];
+        assert_eq!(Inspection::of_chunks(&split), i);
+    }
+
+    #[test]
+    fn durations() {
+        for (text, ms) in [
+            ("00:00:30", Some(30_000)),
+            (" 01:02:03.004 ", Some(3_723_004)),
+            ("0:00:05.5", Some(5_500)),
+            ("00:00:05.25", Some(5_250)),
+            ("0:30", None),
+            ("00:60:00", None),
+            ("00:00:5", None),
+            ("00:00:05.", None),
+            ("00:00:05.1234", None),
+            ("-1:00:00", None),
+            ("", None),
+            ("00:00:30:00", None),
+        ] {
+            assert_eq!(duration_ms(text.as_bytes()), ms, "{text:?}");
         }
     }
 }

@@ -11,13 +11,15 @@ use super::in_flight::InFlight;
 use crate::classify::{ErrorType, Outcome};
 use crate::record::ClientSeries;
 use crate::recorder::RecordError;
-use crate::vast::{inspect, inspect_chunks, VastVerdict};
+use crate::vast::{Inspection, VastVerdict};
 
-/// Where the layer leaves its verdict on a body, and how long it took, for
-/// a fetcher above it (a [`MultiSource`](crate::MultiSource) attempt), so
-/// that a body is inspected once.
+/// Where the layer leaves its inspection of a body, and how long it took,
+/// for a fetcher above it (a [`MultiSource`](crate::MultiSource) attempt,
+/// a [`WrapperResolver`](crate::wrapper::WrapperResolver)), so that a body
+/// is scanned once. The fetcher then records the pod of the answer it
+/// keeps, for the source it asked.
 #[derive(Clone, Default)]
-pub(crate) struct VerdictSlot(pub(crate) Arc<OnceLock<(VastVerdict, std::time::Duration)>>);
+pub(crate) struct VerdictSlot(pub(crate) Arc<OnceLock<(Inspection, std::time::Duration)>>);
 
 pin_project! {
     /// Response body of [`VastMetricsService`](super::VastMetricsService):
@@ -164,9 +166,9 @@ fn finish_if_complete(
 ) {
     let now = Instant::now();
     match inspector.as_deref().and_then(Inspector::peek) {
-        Some(verdict) if verdict.is_vast() => {
+        Some(inspection) if inspection.verdict.is_vast() => {
             if let Some(in_flight) = in_flight.take() {
-                end(in_flight, Some(verdict), now, slot);
+                end(in_flight, Some(inspection), now, slot);
             }
         }
         _ => {}
@@ -177,21 +179,27 @@ fn finish_if_complete(
 /// or past the cap: the HTTP verdict).
 fn end(
     mut in_flight: InFlight<ClientSeries>,
-    verdict: Option<VastVerdict>,
+    inspection: Option<Inspection>,
     now: Instant,
     slot: &Option<VerdictSlot>,
 ) {
     let elapsed = in_flight.elapsed_at(now);
-    match verdict {
-        Some(verdict) => {
-            let took = now.elapsed();
-            if let Some(slot) = slot {
-                let _ = slot.0.set((verdict, took));
-            }
-            in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
+    let Some(inspection) = inspection else {
+        return in_flight.finish_after(Outcome::Ad, elapsed, None);
+    };
+    let took = now.elapsed();
+    let verdict = inspection.verdict;
+    match slot {
+        Some(slot) => {
+            let _ = slot.0.set((inspection, took));
         }
-        None => in_flight.finish_after(Outcome::Ad, elapsed, None),
+        None => {
+            if let Some(target) = in_flight.target() {
+                target.answered(&inspection);
+            }
+        }
     }
+    in_flight.finish_after(verdict.outcome(), elapsed, Some((verdict, took)))
 }
 
 /// A body's `Content-Encoding`, as far as the inspection is concerned.
@@ -262,20 +270,20 @@ impl Inspector {
         }
     }
 
-    /// The verdict on what was retained; `None` past the cap.
-    fn peek(&self) -> Option<VastVerdict> {
+    /// The inspection of what was retained; `None` past the cap.
+    fn peek(&self) -> Option<Inspection> {
         if self.over_limit {
             return None;
         }
         match self.encoding {
-            Encoding::Identity => Some(inspect_chunks(&self.chunks)),
+            Encoding::Identity => Some(Inspection::of_chunks(&self.chunks)),
             Encoding::Gzip | Encoding::Deflate => {
                 match decode(&self.chunks, self.encoding, self.limit) {
-                    Ok(Some(decoded)) => Some(inspect(&decoded)),
+                    Ok(Some(decoded)) => Some(Inspection::of(&decoded)),
                     // Decoded past the cap: the HTTP verdict.
                     Ok(None) => None,
                     // What a player could not decode, it could not parse.
-                    Err(_) => Some(VastVerdict::InvalidXml),
+                    Err(_) => Some(Inspection::verdict(VastVerdict::InvalidXml)),
                 }
             }
             Encoding::Unsupported => None,
@@ -283,30 +291,12 @@ impl Inspector {
     }
 }
 
-/// The verdict on a whole body with its `Content-Encoding`; `None` when it
-/// is not inspected (an unsupported encoding, past `limit`).
-pub(crate) fn inspect_whole(body: &Bytes, encoding: Encoding, limit: usize) -> Option<VastVerdict> {
+/// The inspection of a whole body with its `Content-Encoding`; `None` when
+/// it is not inspected (an unsupported encoding, past `limit`).
+pub(crate) fn inspect_whole(body: &Bytes, encoding: Encoding, limit: usize) -> Option<Inspection> {
     let mut inspector = Inspector::new(limit, encoding);
     inspector.push(body);
     inspector.peek()
-}
-
-/// A whole body's bytes decoded for reading (at most `limit` decoded bytes);
-/// `None` when it cannot be (an unsupported encoding, a corrupt or too
-/// large body).
-pub(crate) fn decoded(
-    body: &Bytes,
-    encoding: Encoding,
-    limit: usize,
-) -> Option<std::borrow::Cow<'_, [u8]>> {
-    match encoding {
-        Encoding::Identity => Some(std::borrow::Cow::Borrowed(&body[..])),
-        Encoding::Gzip | Encoding::Deflate => decode(std::slice::from_ref(body), encoding, limit)
-            .ok()
-            .flatten()
-            .map(std::borrow::Cow::Owned),
-        Encoding::Unsupported => None,
-    }
 }
 
 /// Decodes a gzip or deflate body, at most `limit` decoded bytes: `None`

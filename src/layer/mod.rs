@@ -62,7 +62,7 @@ mod middleware;
 mod reqwest;
 mod service;
 
-pub(crate) use self::body::{decoded, inspect_whole, Encoding, VerdictSlot};
+pub(crate) use self::body::{inspect_whole, Encoding, VerdictSlot};
 pub(crate) use self::in_flight::InFlight;
 
 pub use self::body::ResponseBody;

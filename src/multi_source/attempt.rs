@@ -20,8 +20,9 @@ use crate::wrapper::{fetch_vast, follow, ChainGuard, ChainReport, ChainResult};
 /// Keeps or rejects a fetched VAST document.
 pub(crate) type Filter = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
-/// The VAST of a fill, and its `Content-Encoding` (passed on unchanged).
-pub(crate) type Filled = (Bytes, Option<HeaderValue>);
+/// The VAST of a fill, its `Content-Encoding` (passed on unchanged), and
+/// its seconds of linear ads.
+pub(crate) type Filled = (Bytes, Option<HeaderValue>, Duration);
 
 /// How an attempt ended, and the VAST of a fill.
 pub(crate) struct AttemptResult {
@@ -99,7 +100,7 @@ where
     let (outcome, last) = match first.next_wrapper() {
         None => (first.outcome, first),
         Some(target) => {
-            let series = source.map(|s| recorder.wrappers().by_name(s.as_str()));
+            let series = source.as_ref().map(|s| recorder.wrappers().by_name(s.as_str()));
             let guard = chain
                 .running
                 .insert(ChainGuard::new(series, start, deadline));
@@ -121,12 +122,17 @@ where
             (outcome, last.unwrap_or(first))
         }
     };
+    // The pod of the answer that ends the chain counts for this source.
+    if let (Outcome::Ad, Some(source), Some(inspection)) = (outcome, &source, &last.inspection) {
+        recorder.wrappers().pods_by_name(source.as_str()).answered(inspection);
+    }
     let mut outcome = outcome;
     if let (Outcome::Ad, Some(filter)) = (outcome, &plan.filter) {
         if !timed(recorder.filter(), || filter(&last.body)) {
             outcome = Outcome::NoAd;
         }
     }
-    let body = outcome.is_fill().then_some((last.body, last.encoding));
+    let linear = last.inspection.as_ref().map_or(Duration::ZERO, |i| i.linear);
+    let body = outcome.is_fill().then_some((last.body, last.encoding, linear));
     (outcome, body)
 }

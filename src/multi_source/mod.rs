@@ -202,6 +202,7 @@ pub struct VastRequest {
     strategy: Option<Strategy>,
     query: Option<String>,
     headers: http::HeaderMap,
+    break_duration: Option<std::time::Duration>,
 }
 
 impl VastRequest {
@@ -235,6 +236,22 @@ impl VastRequest {
     /// The headers sent with every source's request.
     pub fn headers(&self) -> &http::HeaderMap {
         &self.headers
+    }
+
+    /// The ad break this fetch is to fill, in time: counted in
+    /// `vast_multi_source_break_requested_seconds_total{fetch_strategy}`
+    /// when the fetch ends, against the seconds of linear ads in the
+    /// answer it returns
+    /// (`vast_multi_source_break_filled_seconds_total`): fill by time.
+    /// Defaults to none (the fetch is not counted in either).
+    pub fn break_duration(mut self, duration: std::time::Duration) -> Self {
+        self.break_duration = Some(duration);
+        self
+    }
+
+    /// The ad break to fill, if one was given.
+    pub fn requested_break(&self) -> Option<std::time::Duration> {
+        self.break_duration
     }
 
     /// The strategy override, if any.

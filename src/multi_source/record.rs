@@ -11,7 +11,7 @@ use crate::classify::Deadline;
 use crate::layer::{InFlight, Latency};
 use crate::names::family;
 use crate::record::{FallbackSeries, OutcomeSeries, ATTEMPT, FETCH};
-use crate::recorder::{Gauge, Histogram, RecordError, Recorder};
+use crate::recorder::{Counter, Gauge, Histogram, RecordError, Recorder};
 use crate::source::{SourceConfig, SourceResolver, DEFAULT_MAX_SOURCES};
 use crate::wrapper::WrapperRecorder;
 
@@ -26,6 +26,9 @@ pub(crate) struct MultiSourceRecorder {
     parse: OnceLock<Histogram>,
     filter: OnceLock<Histogram>,
     wrappers: WrapperRecorder,
+    /// Per strategy: seconds of break requested, and filled (both count
+    /// milliseconds), made on the first fetch that asks for a break.
+    breaks: [OnceLock<[Counter; 2]>; Strategy::ALL.len()],
 }
 
 impl MultiSourceRecorder {
@@ -41,6 +44,7 @@ impl MultiSourceRecorder {
                 recorder.clone(),
                 SourceConfig::new(DEFAULT_MAX_SOURCES),
             ),
+            breaks: Default::default(),
             recorder,
         }
     }
@@ -111,9 +115,34 @@ impl MultiSourceRecorder {
         })
     }
 
+    /// Fill by time of a fetch that ended: the break it was to fill, and
+    /// the seconds of linear ads of the answer it returned (not capped at
+    /// the break). Nothing for a fetch without a break.
+    pub(crate) fn fill_by_time(&self, report: &FetchReport) {
+        let Some(requested) = report.break_requested else {
+            return;
+        };
+        let strategy = report.strategy;
+        let [requested_ms, filled_ms] = self.breaks[strategy as usize].get_or_init(|| {
+            [
+                &family::MULTI_SOURCE_BREAK_REQUESTED,
+                &family::MULTI_SOURCE_BREAK_FILLED,
+            ]
+            .map(|f| {
+                let counter = self.recorder.register_counter(f, &[strategy.as_str()]);
+                counter.increment(0);
+                counter
+            })
+        });
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        requested_ms.increment(millis(requested));
+        filled_ms.increment(millis(report.ad_duration));
+    }
+
     /// The fallback and per-source families of a fetch that ended, from
     /// its report.
     pub(crate) fn report(&self, report: &FetchReport) {
+        self.fill_by_time(report);
         for depth in 1..=report.fallback_depth {
             self.fallback(depth);
         }

@@ -83,6 +83,12 @@ pub struct FetchReport {
     pub deadline_exceeded: bool,
     /// From the start of the fetch to its end.
     pub elapsed: Duration,
+    /// The ad break the fetch was to fill
+    /// ([`VastRequest::break_duration`](super::VastRequest::break_duration)).
+    pub break_requested: Option<Duration>,
+    /// Seconds of linear ads in the winner's answer (the sum of its
+    /// `<Duration>`s); zero without a winner.
+    pub ad_duration: Duration,
 }
 
 impl FetchReport {
@@ -95,6 +101,8 @@ impl FetchReport {
             attempts: Vec::new(),
             deadline_exceeded: false,
             elapsed: Duration::ZERO,
+            break_requested: None,
+            ad_duration: Duration::ZERO,
         }
     }
 

@@ -238,13 +238,15 @@ where
         let strategy = req.strategy_override().unwrap_or(self.config.strategy);
         let trace = crate::trace::from_headers(req.headers());
         let fetch = self.config.recorder.fetch(strategy).traced(trace);
+        let mut report = FetchReport::new(strategy);
+        report.break_requested = req.requested_break();
         let run = Run {
             inner: self.inner.clone(),
             config: self.config.clone(),
             query: req.query_str().map(str::to_owned),
             headers: req.headers,
             trace,
-            report: FetchReport::new(strategy),
+            report,
             set: JoinSet::new(),
             pending: HashMap::new(),
             ends_at: Instant::now() + self.config.deadline,
@@ -328,9 +330,10 @@ where
         let mut report = self.report;
         report.elapsed = start.elapsed();
         let body = match won {
-            Ok(Some((source, filled))) => {
+            Ok(Some((source, (body, encoding, linear)))) => {
                 report.winner = Some(source);
-                Some(filled)
+                report.ad_duration = linear;
+                Some((body, encoding))
             }
             Ok(None) => None,
             Err(_elapsed) => {
@@ -339,6 +342,7 @@ where
             }
         };
         fetch.finish(report.outcome());
+        self.config.recorder.fill_by_time(&report);
         match body {
             Some((body, encoding)) => {
                 let mut response = Response::new(body);

@@ -159,6 +159,8 @@ pub(crate) struct Family {
     bounds: Arc<[f64]>,
     /// A gauge of the contract: integer values.
     integer: bool,
+    /// A counter of seconds of the contract: its cells count milliseconds.
+    millis: bool,
     /// Fixed by the first call that records into the family.
     label_keys: RwLock<Option<Box<[String]>>>,
 }
@@ -248,7 +250,8 @@ impl Family {
         match self.shape {
             Shape::Counter => {
                 let mut v = proto::Counter::default();
-                v.set_value(cells.sum(0) as f64);
+                let value = cells.sum(0) as f64;
+                v.set_value(if self.millis { value / 1000.0 } else { value });
                 metric.set_counter(v);
             }
             Shape::Gauge => {
@@ -421,6 +424,8 @@ impl Store {
                     shape,
                     bounds,
                     integer: shape == Shape::Gauge && names::lookup(dotted).is_some(),
+                    millis: shape == Shape::Counter
+                        && names::lookup(dotted).is_some_and(|def| def.unit == names::Unit::Seconds),
                     label_keys: RwLock::new(None),
                 });
                 families.push(family.clone());

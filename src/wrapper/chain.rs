@@ -14,31 +14,31 @@ use tower_service::Service;
 
 use super::{ChainReport, ChainResult, Hop};
 use crate::classify::{classify_error, Deadline, ErrorType, Outcome};
-use crate::layer::{decoded, inspect_whole, Encoding, VerdictSlot};
-use crate::record::{timed, ChainSeries};
+use crate::layer::{inspect_whole, Encoding, VerdictSlot};
+use crate::record::{timed, ChainSeries, PodSeries};
 use crate::recorder::{Histogram, RecordError, Recorder};
 use crate::source::{SourceConfig, SourceLabel, SourceResolver};
-use crate::vast::{wrapper_target, VastVerdict, WrapperTarget, DEFAULT_INSPECT_LIMIT};
+use crate::vast::{Inspection, VastVerdict, WrapperTarget, DEFAULT_INSPECT_LIMIT};
 
 /// One answer, read to the end.
 pub(crate) struct Fetched {
     pub(crate) outcome: Outcome,
-    pub(crate) verdict: Option<VastVerdict>,
+    /// The one scan of the body (the layer's below, or the fetcher's own);
+    /// `None` when it was not inspected.
+    pub(crate) inspection: Option<Inspection>,
     pub(crate) status: StatusCode,
     pub(crate) body: Bytes,
     /// `Content-Encoding`, passed on with the body.
     pub(crate) encoding: Option<HeaderValue>,
-    decode_as: Encoding,
 }
 
 impl Fetched {
     /// Where the answer sends the player next: an answer whose ads are all
     /// wrappers.
     pub(crate) fn next_wrapper(&self) -> Option<WrapperTarget> {
-        match self.verdict? {
-            VastVerdict::Ads { inline: 0, wrapper } if wrapper > 0 => {
-                wrapper_target(&decoded(&self.body, self.decode_as, DEFAULT_INSPECT_LIMIT)?)
-            }
+        let inspection = self.inspection.as_ref()?;
+        match inspection.verdict {
+            VastVerdict::Ads { inline: 0, wrapper } if wrapper > 0 => inspection.wrapper.clone(),
             _ => None,
         }
     }
@@ -61,13 +61,13 @@ where
     poll_fn(|cx| svc.poll_ready(cx)).await?;
     let response = svc.call(req).await?;
     let status = response.status();
+    let decode_as = Encoding::of(response.headers());
     let mut fetched = Fetched {
         outcome: Outcome::Ad,
-        verdict: None,
+        inspection: None,
         status,
         body: Bytes::new(),
         encoding: response.headers().get(CONTENT_ENCODING).cloned(),
-        decode_as: Encoding::of(response.headers()),
     };
     if let Some(outcome) = ErrorType::status_outcome(status) {
         fetched.outcome = outcome;
@@ -80,15 +80,16 @@ where
             return Ok(fetched);
         }
     };
-    fetched.verdict = match slot.0.get() {
-        Some(&(verdict, took)) => {
+    let taken = Arc::try_unwrap(slot.0).map_or_else(|shared| shared.get().cloned(), |mut own| own.take());
+    fetched.inspection = match taken {
+        Some((inspection, took)) => {
             if let Some(parse) = parse {
                 parse.record(took.as_secs_f64());
             }
-            Some(verdict)
+            Some(inspection)
         }
         None => {
-            let inspect = || inspect_whole(&fetched.body, fetched.decode_as, DEFAULT_INSPECT_LIMIT);
+            let inspect = || inspect_whole(&fetched.body, decode_as, DEFAULT_INSPECT_LIMIT);
             match parse {
                 Some(parse) => timed(parse, inspect),
                 None => inspect(),
@@ -96,7 +97,10 @@ where
         }
     };
     // Not inspected (an encoding the crate cannot read): the HTTP verdict.
-    fetched.outcome = fetched.verdict.map_or(Outcome::Ad, VastVerdict::outcome);
+    fetched.outcome = fetched
+        .inspection
+        .as_ref()
+        .map_or(Outcome::Ad, |inspection| inspection.verdict.outcome());
     Ok(fetched)
 }
 
@@ -105,14 +109,37 @@ where
 pub(crate) struct WrapperRecorder {
     recorder: Arc<dyn Recorder>,
     chains: SourceResolver<ChainSeries>,
+    /// The pods of the answers that end each source's chains.
+    pods: SourceResolver<PodSeries>,
 }
 
 impl WrapperRecorder {
     pub(crate) fn new(recorder: Arc<dyn Recorder>, sources: SourceConfig) -> Self {
         WrapperRecorder {
             recorder,
-            chains: SourceResolver::new(sources),
+            chains: SourceResolver::new(sources.clone()),
+            pods: SourceResolver::new(sources),
         }
+    }
+
+    /// The pods of the source named `name`.
+    pub(crate) fn pods_by_name(&self, name: &str) -> Arc<PodSeries> {
+        self.pods.by_name(
+            name,
+            |label| PodSeries::new(self.recorder.clone(), label.clone()),
+            || self.recorder.record_error(RecordError::SourceLabelOverflow),
+        )
+    }
+
+    /// The pods of the source of a request to `uri`, or with a label.
+    pub(crate) fn pods(&self, label: Option<&SourceLabel>, uri: &Uri) -> Arc<PodSeries> {
+        self.pods.resolve(
+            label,
+            uri,
+            quanta::Instant::now(),
+            |label| PodSeries::new(self.recorder.clone(), label.clone()),
+            || self.recorder.record_error(RecordError::SourceLabelOverflow),
+        )
     }
 
     /// The series of chains of the source named `name`.

@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use super::chain::{fetch_vast, follow, ChainGuard, WrapperRecorder};
 use super::{ChainReport, ChainResult, DEFAULT_MAX_DEPTH};
-use crate::classify::Deadline;
+use crate::classify::{Deadline, Outcome};
 use crate::recorder::Recorder;
 use crate::source::{SourceConfig, SourceLabel, DEFAULT_MAX_SOURCES};
 
@@ -138,7 +138,10 @@ where
         Box::pin(async move {
             let origin = req.uri().clone();
             let deadline = req.extensions().get::<Deadline>().copied();
-            let series = recorder.map(|r| r.chain(req.extensions().get::<SourceLabel>(), &origin));
+            let label = req.extensions().get::<SourceLabel>().cloned();
+            let series = recorder
+                .as_ref()
+                .map(|r| r.chain(label.as_ref(), &origin));
             let start = Instant::now();
             let first = fetch_vast(&mut svc, req, None).await?;
             let Some(target) = first.next_wrapper() else {
@@ -147,13 +150,32 @@ where
                     hops: Vec::new(),
                     elapsed: start.elapsed(),
                 };
+                answered(recorder.as_deref(), label.as_ref(), &origin, &first);
                 return Ok(respond(Some(first), report));
             };
             let mut guard = ChainGuard::new(series, start, deadline);
             let (result, last) = follow(&mut svc, &origin, target, max_depth, &mut guard).await;
             let report = guard.finish(result);
+            if let (ChainResult::Success, Some(last)) = (result, &last) {
+                answered(recorder.as_deref(), label.as_ref(), &origin, last);
+            }
             Ok(respond(last.or(Some(first)), report))
         })
+    }
+}
+
+/// The pod of the answer that ends a chain with an ad counts for the
+/// chain's source.
+fn answered(
+    recorder: Option<&WrapperRecorder>,
+    label: Option<&SourceLabel>,
+    origin: &http::Uri,
+    answer: &super::Fetched,
+) {
+    if let (Some(recorder), Outcome::Ad, Some(inspection)) =
+        (recorder, answer.outcome, &answer.inspection)
+    {
+        recorder.pods(label, origin).answered(inspection);
     }
 }
 

@@ -434,7 +434,7 @@ async fn otlp_export_matches_the_prometheus_exposition() {
                     // Same buckets, same counts: Prometheus' `le` buckets are
                     // cumulative, OTLP's per bucket.
                     let bounds = if def.buckets.is_empty() {
-                        &vast_metrics::prometheus::DEFAULT_DURATION_BUCKETS[..]
+                        vast_metrics::prometheus::DEFAULT_DURATION_BUCKETS
                     } else {
                         def.buckets
                     };

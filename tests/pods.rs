@@ -48,7 +48,14 @@ async fn the_layer_alone_counts_each_answer_with_ads() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();
     let mut client = layered(VastMetricsLayer::new(metrics.clone()).source_name("ssp"));
-    for path in ["/pod/3", "/pod/5", "/inline", "/no-ad", "/pod-bad/2", "/status/500"] {
+    for path in [
+        "/pod/3",
+        "/pod/5",
+        "/inline",
+        "/no-ad",
+        "/pod-bad/2",
+        "/status/500",
+    ] {
         let req = common::get(&server.url(path));
         let res = client.ready().await.unwrap().call(req).await.unwrap();
         res.into_body().collect().await.unwrap();
@@ -124,12 +131,24 @@ async fn fill_by_time_counts_every_fetch_with_a_break_and_may_pass_100_percent()
         .build();
     let break_of = |s| VastRequest::new().break_duration(Duration::from_secs(s));
     // 75 s of ads for a 60 s break: overfilled, and shown as such.
-    fetcher.ready().await.unwrap().call(break_of(60)).await.unwrap();
+    fetcher
+        .ready()
+        .await
+        .unwrap()
+        .call(break_of(60))
+        .await
+        .unwrap();
     // No fill: requested, nothing filled.
     let err = empty.ready().await.unwrap().call(break_of(30)).await;
     assert!(err.is_err());
     // Without a break: in neither counter.
-    fetcher.ready().await.unwrap().call(VastRequest::new()).await.unwrap();
+    fetcher
+        .ready()
+        .await
+        .unwrap()
+        .call(VastRequest::new())
+        .await
+        .unwrap();
     let strategy = [("fetch_strategy", "sequential")];
     let requested = value(
         &metrics,

@@ -18,7 +18,8 @@ use super::service::State;
 use crate::classify::{error_type_of, Classifier, ErrorType, Outcome};
 
 /// A [`reqwest_middleware::Middleware`] that records VAST fetches as
-/// [`VastMetricsLayer`] does (feature `reqwest-middleware`).
+/// [`VastMetricsLayer`] does (feature `reqwest-middleware`: reqwest-middleware
+/// 0.5, on reqwest 0.13).
 ///
 /// For clients built with `reqwest_middleware::ClientBuilder`. Made from a
 /// layer: middlewares and services made from one layer (and its clones with

@@ -1,7 +1,7 @@
-//! `VastMetricsLayer` on `reqwest::Client`, against the embedded ad server
-//! on loopback: every outcome (ad, wrapper, no fill, invalid XML, HTTP 5xx,
-//! reqwest's own timeout), the response URL surviving the layer, tracking
-//! pixels, and the Prometheus exposition that results.
+//! `VastMetricsLayer` on `reqwest::Client` (reqwest 0.13), against the
+//! embedded ad server on loopback: every outcome (ad, wrapper, no fill,
+//! invalid XML, HTTP 5xx, reqwest's own timeout), the response URL surviving
+//! the layer, tracking pixels, and the Prometheus exposition that results.
 //!
 //! Run: `cargo run --example reqwest_client --features reqwest`
 //! (without the feature it only says so).

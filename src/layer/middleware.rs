@@ -18,7 +18,8 @@ use super::service::State;
 use crate::classify::{error_type_of, Classifier, ErrorType, Outcome};
 
 /// A [`reqwest_middleware::Middleware`] that records VAST fetches as
-/// [`VastMetricsLayer`] does (feature `reqwest-middleware`).
+/// [`VastMetricsLayer`] does (feature `reqwest-middleware`: reqwest-middleware
+/// 0.5, on reqwest 0.13).
 ///
 /// For clients built with `reqwest_middleware::ClientBuilder`. Made from a
 /// layer: middlewares and services made from one layer (and its clones with
@@ -67,7 +68,22 @@ use crate::classify::{error_type_of, Classifier, ErrorType, Outcome};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let ad_server = vast_test_support::ad_server::AdServer::start().await?;
+/// # // An ad server on loopback answering an InLine ad (this doctest runs
+/// # // from the published crate too: no unpublished test support).
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let ad_server = listener.local_addr()?;
+/// # tokio::spawn(async move {
+/// #     let answer = hyper::service::service_fn(|_| async {
+/// #         let vast = r#"<?xml version="1.0"?><VAST version="4.2"><Ad id="1"><InLine/></Ad></VAST>"#;
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+/// #             bytes::Bytes::from_static(vast.as_bytes()),
+/// #         )))
+/// #     });
+/// #     while let Ok((io, _)) = listener.accept().await {
+/// #         let io = hyper_util::rt::TokioIo::new(io);
+/// #         tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, answer));
+/// #     }
+/// # });
 /// let metrics = PrometheusMetrics::new();
 /// let layer = VastMetricsLayer::new(metrics.clone());
 /// let retry = ExponentialBackoff::builder()
@@ -81,7 +97,7 @@ use crate::classify::{error_type_of, Classifier, ErrorType, Outcome};
 ///     .with(VastMetricsMiddleware::new(layer.source_name("attempts")))
 ///     .build();
 ///
-/// let url = ad_server.url("/inline"); // e.g. "http://127.0.0.1:8080/inline"
+/// let url = format!("http://{ad_server}/inline"); // e.g. "http://127.0.0.1:8080/inline"
 /// let res = client.get(&url).send().await?;
 /// assert_eq!(res.url().as_str(), url);
 /// let vast = res.bytes().await?; // the request ends with its body

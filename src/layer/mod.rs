@@ -1,7 +1,8 @@
 //! [`VastMetricsLayer`]: Tower middleware that records VAST fetches.
 //!
 //! Wrap the service your HTTP client uses to fetch VAST (hyper-util's
-//! `Client`, any tower stack, `reqwest::Client` with the `reqwest` feature).
+//! `Client`, any tower stack, `reqwest::Client` (0.13) with the `reqwest`
+//! feature).
 //! Per source it records `vast_client_request_total`,
 //! `_success_total{result}`, `_failure_total{error_type}`,
 //! `vast_client_request_duration_seconds{result}` and

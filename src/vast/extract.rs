@@ -49,22 +49,29 @@ impl Parser<'_, '_> {
     pub(super) fn follow(&mut self, track: Track, open: bool) {
         if open {
             self.track = track;
-            self.want = 3;
+            self.expect(3);
         }
     }
 
-    /// An element at the depth of the next one on the path opened.
+    /// The next element on the path is at `depth` (0: none): the start
+    /// tag compares its name with one slice, and calls here only on a match.
+    fn expect(&mut self, depth: usize) {
+        self.want = depth;
+        self.want_name = match depth.checked_sub(3) {
+            Some(i) => self.track.path().get(i).copied().unwrap_or_default(),
+            None => b"",
+        };
+    }
+
+    /// The next element on the path opened (or was empty).
     #[cold]
-    pub(super) fn on_path(&mut self, local: &[u8], open: bool) {
+    pub(super) fn on_path(&mut self, open: bool) {
         let path = self.track.path();
         let i = self.want - 3;
-        if path.get(i) != Some(&local) {
-            return;
-        }
         let leaf = i + 1 == path.len();
         let linear = matches!(self.track, Track::Durations(_)) && i + 2 == path.len();
         if open {
-            self.want += 1;
+            self.expect(self.want + 1);
             if leaf {
                 self.leaf_from = self.s.pos;
             } else if linear {
@@ -90,10 +97,10 @@ impl Parser<'_, '_> {
                 }
             }
             self.track = Track::None;
-            self.want = 0;
+            self.expect(0);
             return;
         }
-        self.want = depth;
+        self.expect(depth);
         let i = depth - 3;
         match self.track {
             Track::Durations(_) if i + 1 == path.len() => {

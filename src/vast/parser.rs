@@ -158,6 +158,8 @@ pub(super) struct Parser<'a, 'b> {
     /// Depth of the next element on the path (3 is the first, inside
     /// `<InLine>` or `<Wrapper>`); 0 when there is none.
     pub(super) want: usize,
+    /// The name of the next element on the path.
+    pub(super) want_name: &'static [u8],
     /// Where the content of the path's last element starts.
     pub(super) leaf_from: usize,
     /// The current linear creative's `<Duration>` was read.
@@ -181,6 +183,7 @@ impl<'a, 'b> Parser<'a, 'b> {
             wrapper: 0,
             track: Track::None,
             want: 0,
+            want_name: b"",
             leaf_from: 0,
             timed: false,
             linear_ms: 0,

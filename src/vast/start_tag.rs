@@ -161,7 +161,7 @@ impl Parser<'_, '_> {
                     self.follow(Track::TagUri(path), open);
                 }
             }
-            d if d == self.want => self.on_path(local, open),
+            d if d == self.want && local == self.want_name => self.on_path(open),
             _ => {}
         }
         if open {

@@ -149,6 +149,7 @@ impl ErrorType {
             if err.is::<tower::load_shed::error::Overloaded>() {
                 return ErrorType::Rejected;
             }
+            #[cfg(feature = "hyper-util-client")]
             if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
                 connect |= e.is_connect();
             }
@@ -359,10 +360,11 @@ pub fn classify_error(error: &(dyn Any + 'static)) -> ErrorType {
     if let Some(e) = error.downcast_ref::<crate::multi_source::MultiSourceError>() {
         return e.error_type();
     }
+    #[cfg(feature = "hyper-util-client")]
+    known!(hyper_util::client::legacy::Error);
     known!(
         io::Error,
         hyper::Error,
-        hyper_util::client::legacy::Error,
         tower::timeout::error::Elapsed,
         tower::load_shed::error::Overloaded,
         tokio::time::error::Elapsed,

@@ -59,5 +59,7 @@ pub use crate::multi_source::{MultiSource, MultiSourceMetricsLayer};
 pub use crate::names::{MetricLabels, VastMetrics};
 pub use crate::prometheus::PrometheusMetrics;
 pub use crate::recorder::Recorder;
-pub use crate::server::{MetricsServer, MetricsService};
+#[cfg(feature = "server")]
+pub use crate::server::MetricsServer;
+pub use crate::server::MetricsService;
 pub use crate::tracking::TrackingMetricsLayer;

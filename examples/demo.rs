@@ -33,12 +33,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use vast_metrics::classify::Outcome;
+use vast_metrics::layer::VastMetricsService;
 use vast_metrics::multi_source::{
     FetchReport, MultiSource, MultiSourceError, Source, Strategy, VastRequest,
 };
 use vast_metrics::trace::TRACEPARENT;
 use vast_metrics::tracking::TrackingEvent;
-use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer, VastMetricsService};
+use vast_metrics::{MetricsServer, PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::{
     self, wrapper_to, INLINE_VAST, INVALID_XML, NOT_VAST, NO_AD_VAST,
 };

@@ -51,15 +51,21 @@ pub mod tracking;
 pub mod vast;
 pub mod wrapper;
 
+// The types a user names: layers, the fetcher, backends, the server.
 pub use crate::collector::{MetricsCollector, NoOpMetrics};
+pub use crate::layer::VastMetricsLayer;
 #[cfg(feature = "reqwest-middleware")]
 pub use crate::layer::VastMetricsMiddleware;
-pub use crate::layer::{Latency, ResponseBody, VastMetricsLayer, VastMetricsService};
+#[cfg(feature = "metrics-facade")]
+pub use crate::metrics_facade::MetricsFacade;
 pub use crate::multi_source::{MultiSource, MultiSourceMetricsLayer};
 pub use crate::names::{MetricLabels, VastMetrics};
+#[cfg(feature = "opentelemetry")]
+pub use crate::otel::OtelMetrics;
 pub use crate::prometheus::PrometheusMetrics;
 pub use crate::recorder::Recorder;
 #[cfg(feature = "server")]
 pub use crate::server::MetricsServer;
 pub use crate::server::MetricsService;
 pub use crate::tracking::TrackingMetricsLayer;
+pub use crate::wrapper::WrapperResolverLayer;

@@ -240,8 +240,8 @@ struct Ctx {
 }
 
 /// tower's timeout outside the layer.
-type OuterTimeout = Timeout<vast_metrics::VastMetricsService<HttpClient>>;
-type MultiSourceFetcher = MultiSource<vast_metrics::VastMetricsService<Timeout<HttpClient>>>;
+type OuterTimeout = Timeout<vast_metrics::layer::VastMetricsService<HttpClient>>;
+type MultiSourceFetcher = MultiSource<vast_metrics::layer::VastMetricsService<Timeout<HttpClient>>>;
 
 /// One client request through the layer, in one of the chaos modes.
 async fn client_request(ctx: &Ctx, rng: &mut fastrand::Rng, n: usize, tally: &mut Tally) {

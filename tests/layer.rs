@@ -11,9 +11,10 @@ use common::{
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceBuilder, ServiceExt};
+use vast_metrics::layer::Latency;
 use vast_metrics::source::{SourceHasher, SourceLabel};
 use vast_metrics::tracking::TrackingEvent;
-use vast_metrics::{Latency, NoOpMetrics, PrometheusMetrics, VastMetricsLayer};
+use vast_metrics::{NoOpMetrics, PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::{self, AdServer};
 
 #[tokio::test]

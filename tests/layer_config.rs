@@ -9,9 +9,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 use vast_metrics::classify::{ErrorType, Outcome};
+use vast_metrics::layer::VastMetricsService;
 use vast_metrics::multi_source::{MultiSource, MultiSourceError, Source, VastRequest};
 use vast_metrics::source::AliasError;
-use vast_metrics::{NoOpMetrics, PrometheusMetrics, VastMetricsLayer, VastMetricsService};
+use vast_metrics::{NoOpMetrics, PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::INLINE_VAST;
 
 type Req = http::Request<Full<Bytes>>;

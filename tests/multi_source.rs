@@ -9,11 +9,12 @@ use bytes::Bytes;
 use common::{assert_client_invariants, label_values, parse, sum, Sample};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use vast_metrics::classify::{ErrorType, Outcome};
+use vast_metrics::layer::VastMetricsService;
 use vast_metrics::multi_source::{
     Attempt, FetchReport, MultiSource, MultiSourceError, MultiSourceMetricsLayer, Source, Strategy,
     VastRequest,
 };
-use vast_metrics::{PrometheusMetrics, VastMetricsLayer, VastMetricsService};
+use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::AdServer;
 
 type HttpClient = VastMetricsService<common::HttpClient>;

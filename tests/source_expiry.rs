@@ -92,7 +92,10 @@ fn get(url: &str, label: Option<&'static str>) -> Request<Full<Bytes>> {
 /// One request, its body read to the end.
 async fn fetch<S>(svc: &mut S, req: Request<Full<Bytes>>)
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<vast_metrics::ResponseBody<Full<Bytes>>>>,
+    S: Service<
+        Request<Full<Bytes>>,
+        Response = Response<vast_metrics::layer::ResponseBody<Full<Bytes>>>,
+    >,
     S::Error: std::fmt::Debug,
 {
     let res = svc.ready().await.unwrap().call(req).await.unwrap();

@@ -9,11 +9,12 @@ use common::{layered, parse, sum, HttpClient};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
 use vast_metrics::classify::{ErrorType, Outcome};
+use vast_metrics::layer::VastMetricsService;
 use vast_metrics::multi_source::{
     FetchReport, MultiSource, MultiSourceError, Source, Strategy, VastRequest,
 };
 use vast_metrics::wrapper::{ChainReport, ChainResult, WrapperResolverLayer};
-use vast_metrics::{PrometheusMetrics, VastMetricsLayer, VastMetricsService};
+use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
 use vast_test_support::ad_server::{AdServer, INLINE_VAST};
 
 fn value(metrics: &PrometheusMetrics, name: &str, labels: &[(&str, &str)]) -> f64 {

@@ -107,14 +107,14 @@ impl MultiSourceMetricsLayer {
 }
 
 impl<S> Layer<S> for MultiSourceMetricsLayer {
-    type Service = MultiSourceMetrics<S>;
+    type Service = MultiSourceMetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let recorder = self
             .state
             .get_or_init(|| Arc::new(MultiSourceRecorder::new(self.recorder.clone())))
             .clone();
-        MultiSourceMetrics {
+        MultiSourceMetricsService {
             inner,
             recorder,
             strategy: self.strategy,
@@ -124,22 +124,22 @@ impl<S> Layer<S> for MultiSourceMetricsLayer {
 
 /// Service made by [`MultiSourceMetricsLayer`].
 #[derive(Clone)]
-pub struct MultiSourceMetrics<S> {
+pub struct MultiSourceMetricsService<S> {
     inner: S,
     recorder: Arc<MultiSourceRecorder>,
     strategy: Strategy,
 }
 
-impl<S: fmt::Debug> fmt::Debug for MultiSourceMetrics<S> {
+impl<S: fmt::Debug> fmt::Debug for MultiSourceMetricsService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MultiSourceMetrics")
+        f.debug_struct("MultiSourceMetricsService")
             .field("inner", &self.inner)
             .field("strategy", &self.strategy)
             .finish_non_exhaustive()
     }
 }
 
-impl<S> MultiSourceMetrics<S> {
+impl<S> MultiSourceMetricsService<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -156,7 +156,7 @@ impl<S> MultiSourceMetrics<S> {
     }
 }
 
-impl<S, Req, B> Service<Req> for MultiSourceMetrics<S>
+impl<S, Req, B> Service<Req> for MultiSourceMetricsService<S>
 where
     S: Service<Req, Response = Response<B>>,
     S::Error: 'static,
@@ -181,7 +181,7 @@ where
 }
 
 pin_project! {
-    /// Response future of [`MultiSourceMetrics`]; dropped before the
+    /// Response future of [`MultiSourceMetricsService`]; dropped before the
     /// response, the fetch counts as `cancelled`.
     pub struct MetricsFuture<F> {
         #[pin]

@@ -122,7 +122,7 @@ use std::fmt;
 
 use http::Uri;
 
-pub use self::layer::{MetricsFuture, MultiSourceMetrics, MultiSourceMetricsLayer};
+pub use self::layer::{MetricsFuture, MultiSourceMetricsLayer, MultiSourceMetricsService};
 pub use self::report::{Attempt, FetchReport, MultiSourceError};
 pub use self::service::{MultiSource, MultiSourceBuilder, ResponseFuture};
 

@@ -5,7 +5,6 @@
 
 use super::cursor::*;
 use super::parser::Parser;
-use super::WrapperTarget;
 
 /// A path of elements whose text a fetcher needs, from inside `<InLine>`
 /// or `<Wrapper>`.
@@ -32,16 +31,23 @@ pub(super) const DURATIONS_VAST1: &[&[u8]] = &[b"Video", b"Duration"];
 pub(super) const TAG_URI: &[&[u8]] = &[b"VASTAdTagURI"];
 pub(super) const TAG_URI_VAST1: &[&[u8]] = &[b"VASTAdTagURL", b"URL"];
 
-/// The first `<Ad>` whose first child is a `<Wrapper>`.
+/// A wrapper's flags: `followAdditionalWrappers`, `fallbackOnNoAd`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Flags {
+    pub(super) follow_additional_wrappers: bool,
+    pub(super) fallback_on_no_ad: Option<bool>,
+}
+
+/// The first `<Ad>` whose first child is a `<Wrapper>`. Plain data (its
+/// URI waits in [`Buffers`](super::parser::Buffers)): the parser needs no
+/// drop.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum FirstWrapper {
     NotSeen,
-    /// Inside it, before its tag URI: its flags.
-    Reading {
-        follow_additional_wrappers: bool,
-        fallback_on_no_ad: Option<bool>,
-    },
-    /// Read: its target, if it named one.
-    Done(Option<WrapperTarget>),
+    /// Inside it, before its tag URI.
+    Reading(Flags),
+    /// Read: its flags when it named a URI.
+    Done(Option<Flags>),
 }
 
 impl Parser<'_, '_> {
@@ -135,20 +141,11 @@ impl Parser<'_, '_> {
                     None => self.bad_durations += 1,
                 }
             }
-            (
-                Track::TagUri(_),
-                &FirstWrapper::Reading {
-                    follow_additional_wrappers,
-                    fallback_on_no_ad,
-                },
-            ) => {
-                let uri = String::from_utf8_lossy(text.trim_ascii()).into_owned();
-                self.first_wrapper =
-                    FirstWrapper::Done((!uri.is_empty()).then_some(WrapperTarget {
-                        uri,
-                        follow_additional_wrappers,
-                        fallback_on_no_ad,
-                    }));
+            (Track::TagUri(_), &FirstWrapper::Reading(flags)) => {
+                let uri = text.trim_ascii();
+                self.b.uri.clear();
+                self.b.uri.extend_from_slice(uri);
+                self.first_wrapper = FirstWrapper::Done((!uri.is_empty()).then_some(flags));
             }
             _ => {}
         }
@@ -222,15 +219,15 @@ pub(super) fn text_of(content: &[u8], out: &mut Vec<u8>) {
             let _ = reference(&mut s, (depth == 0).then_some(&mut *out));
             i = s.pos.max(i + 1);
         } else if let Some(inner) = rest.strip_prefix(b"<![CDATA[") {
-            let end = memchr::memmem::find(inner, b"]]>").unwrap_or(inner.len());
+            let end = find(inner, b"]]>").unwrap_or(inner.len());
             if depth == 0 {
                 out.extend_from_slice(&inner[..end]);
             }
             i += 9 + end + 3;
         } else if rest.starts_with(b"<!--") {
-            i += 4 + memchr::memmem::find(&rest[4..], b"-->").map_or(rest.len(), |e| e + 3);
+            i += 4 + find(&rest[4..], b"-->").map_or(rest.len(), |e| e + 3);
         } else if rest.starts_with(b"<?") {
-            i += 2 + memchr::memmem::find(&rest[2..], b"?>").map_or(rest.len(), |e| e + 2);
+            i += 2 + find(&rest[2..], b"?>").map_or(rest.len(), |e| e + 2);
         } else {
             // A child's tag; a quoted value may hold `>`.
             let mut quote = None;
@@ -252,4 +249,10 @@ pub(super) fn text_of(content: &[u8], out: &mut Vec<u8>) {
             i += j + 1;
         }
     }
+}
+
+/// Where `pat` first starts in `hay`: by its first byte, as the texts read
+/// here are short (a `memmem` finder costs more to build than to run).
+fn find(hay: &[u8], pat: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(pat[0], hay).find(|&at| hay[at..].starts_with(pat))
 }

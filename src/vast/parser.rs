@@ -9,7 +9,7 @@ use super::chars::*;
 use super::cursor::*;
 use super::extract::{FirstWrapper, Track};
 use super::namespaces::Decl;
-use super::{Inspection, VastVerdict};
+use super::{Inspection, VastVerdict, WrapperTarget};
 
 pub(super) fn scan(doc: &[u8]) -> Inspection {
     if !chars_ok(doc) {
@@ -53,7 +53,11 @@ pub(super) fn parse(doc: &[u8], b: &mut Buffers) -> Inspection {
         linear: Duration::from_millis(p.linear_ms),
         bad_durations: p.bad_durations,
         wrapper: match p.first_wrapper {
-            FirstWrapper::Done(target) => target,
+            FirstWrapper::Done(Some(flags)) => Some(WrapperTarget {
+                uri: String::from_utf8_lossy(&p.b.uri).into_owned(),
+                follow_additional_wrappers: flags.follow_additional_wrappers,
+                fallback_on_no_ad: flags.fallback_on_no_ad,
+            }),
             _ => None,
         },
     }
@@ -85,6 +89,8 @@ pub(super) struct Buffers {
     pub(super) version: Vec<u8>,
     /// A wrapper flag, a `<Duration>` or a tag URI, decoded.
     pub(super) text: Vec<u8>,
+    /// The first wrapper's tag URI, trimmed.
+    pub(super) uri: Vec<u8>,
     /// Namespace declarations in scope, innermost last.
     pub(super) ns: Vec<Decl>,
     /// Their URIs, decoded, end to end.
@@ -102,6 +108,7 @@ impl Buffers {
             attrs: Vec::new(),
             version: Vec::new(),
             text: Vec::new(),
+            uri: Vec::new(),
             ns: Vec::new(),
             uris: Vec::new(),
         }
@@ -112,6 +119,7 @@ impl Buffers {
             + self.attrs.capacity() * size_of::<QName>()
             + self.version.capacity()
             + self.text.capacity()
+            + self.uri.capacity()
             + self.ns.capacity() * size_of::<Decl>()
             + self.uris.capacity()
     }
@@ -121,6 +129,7 @@ impl Buffers {
         self.attrs.clear();
         self.version.clear();
         self.text.clear();
+        self.uri.clear();
         self.ns.clear();
         self.uris.clear();
     }

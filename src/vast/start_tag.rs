@@ -6,7 +6,7 @@
 use super::chars::*;
 use super::cursor::*;
 use super::extract::{
-    boolean, FirstWrapper, Track, DURATIONS, DURATIONS_VAST1, TAG_URI, TAG_URI_VAST1,
+    boolean, FirstWrapper, Flags, Track, DURATIONS, DURATIONS_VAST1, TAG_URI, TAG_URI_VAST1,
 };
 use super::namespaces::{XMLNS_URI, XML_URI};
 use super::parser::{supported_version, Open, Parser, Root};
@@ -150,10 +150,10 @@ impl Parser<'_, '_> {
                 self.in_ad = false;
                 if first_wrapper {
                     self.first_wrapper = if open {
-                        FirstWrapper::Reading {
+                        FirstWrapper::Reading(Flags {
                             follow_additional_wrappers: follow,
                             fallback_on_no_ad: fallback,
-                        }
+                        })
                     } else {
                         FirstWrapper::Done(None)
                     };

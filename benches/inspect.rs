@@ -1,93 +1,90 @@
-//! The VAST inspection against the quick-xml scan it replaced
-//! (`old_inspect`, copied here), on IAB samples and a ~1 KB inline ad:
-//! `cargo bench --bench inspect`.
+//! The VAST scan against what a user would write instead, a strict DOM
+//! parser (`roxmltree`, the tests' oracle), on IAB samples and a ~1 KB
+//! inline ad: `cargo bench --bench inspect`.
+//!
+//! - `verdict`: `vast::inspect` against parsing the tree and counting ads.
+//! - `inspection`: `vast::Inspection::of` (verdict, pod size, seconds of
+//!   linear ads, the first wrapper's target, one pass) against the same
+//!   read from the tree.
+
+use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use quick_xml::events::Event;
-use quick_xml::Reader;
-use vast_metrics::vast::{inspect, VastVerdict};
+use roxmltree::{Document, Node, ParsingOptions};
+use vast_metrics::vast::{inspect, Inspection, VastVerdict};
 
-/// The scan before strict inspection (commit e2b878f), on a slice.
-fn old_inspect(body: &[u8]) -> VastVerdict {
-    if body.is_empty() {
-        return VastVerdict::Empty;
-    }
-    let mut reader = Reader::from_reader(body);
-    let mut scan = Scan::default();
-    loop {
-        match reader.read_event() {
-            Ok(event) => {
-                if let Some(verdict) = scan.step(event) {
-                    return verdict;
-                }
-            }
-            Err(_) => return VastVerdict::InvalidXml,
-        }
-    }
+/// What a user would write: the tree, then its `<Ad>`s.
+fn tree_verdict(body: &[u8]) -> VastVerdict {
+    tree_read(body).0
 }
 
-#[derive(Default)]
-struct Scan {
-    depth: usize,
-    root_seen: bool,
-    in_ad: bool,
-    inline: u32,
-    wrapper: u32,
-    ads: u32,
-}
-
-impl Scan {
-    fn step(&mut self, event: Event<'_>) -> Option<VastVerdict> {
-        match event {
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                let empty = matches!(event, Event::Empty(_));
-                if start.attributes().with_checks(true).any(|a| a.is_err()) {
-                    return Some(VastVerdict::InvalidXml);
-                }
-                let name = start.local_name();
-                match self.depth {
-                    0 if self.root_seen => return Some(VastVerdict::InvalidXml),
-                    0 if name.as_ref() != b"VAST" => return Some(VastVerdict::InvalidXml),
-                    0 => self.root_seen = true,
-                    1 if name.as_ref() == b"Ad" => {
-                        self.ads += 1;
-                        self.in_ad = !empty;
+/// The verdict, ads, linear seconds and first wrapper URI, read from the tree.
+fn tree_read(body: &[u8]) -> (VastVerdict, u32, Duration, Option<String>) {
+    let none = |v| (v, 0, Duration::ZERO, None);
+    let Ok(text) = std::str::from_utf8(body) else {
+        return none(VastVerdict::InvalidXml);
+    };
+    let Ok(doc) = Document::parse_with_options(text, ParsingOptions::default()) else {
+        return none(VastVerdict::InvalidXml);
+    };
+    let root = doc.root_element();
+    if !matches!(root.tag_name().name(), "VAST" | "VideoAdServingTemplate") {
+        return none(VastVerdict::NotVast);
+    }
+    fn child<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Vec<Node<'a, 'i>> {
+        n.children()
+            .filter(|c| c.is_element() && c.tag_name().name() == name)
+            .collect()
+    }
+    let (mut ads, mut inline, mut wrapper) = (0, 0, 0);
+    let mut linear = Duration::ZERO;
+    let mut target = None;
+    for ad in child(root, "Ad") {
+        ads += 1;
+        match ad.first_element_child() {
+            Some(i) if i.tag_name().name() == "InLine" => {
+                inline += 1;
+                for creative in child(i, "Creatives")
+                    .into_iter()
+                    .flat_map(|c| child(c, "Creative"))
+                {
+                    for l in child(creative, "Linear") {
+                        let d = child(l, "Duration")
+                            .first()
+                            .and_then(|d| d.text())
+                            .unwrap_or("");
+                        linear += seconds(d.trim());
                     }
-                    2 if self.in_ad && name.as_ref() == b"InLine" => self.inline += 1,
-                    2 if self.in_ad && name.as_ref() == b"Wrapper" => self.wrapper += 1,
-                    _ => {}
-                }
-                if !empty {
-                    self.depth += 1;
                 }
             }
-            Event::End(_) => {
-                self.depth = self.depth.checked_sub(1)?;
-                if self.depth == 1 {
-                    self.in_ad = false;
+            Some(w) if w.tag_name().name() == "Wrapper" => {
+                wrapper += 1;
+                if target.is_none() {
+                    target = child(w, "VASTAdTagURI")
+                        .first()
+                        .and_then(|u| u.text())
+                        .map(|t| t.trim().to_owned());
                 }
-            }
-            Event::Text(text) if self.depth == 0 && !text.iter().all(u8::is_ascii_whitespace) => {
-                return Some(VastVerdict::InvalidXml);
-            }
-            Event::CData(_) | Event::GeneralRef(_) if self.depth == 0 => {
-                return Some(VastVerdict::InvalidXml);
-            }
-            Event::Eof => {
-                return Some(if !self.root_seen || self.depth != 0 {
-                    VastVerdict::InvalidXml
-                } else if self.ads == 0 {
-                    VastVerdict::NoAd
-                } else {
-                    VastVerdict::Ads {
-                        inline: self.inline,
-                        wrapper: self.wrapper,
-                    }
-                });
             }
             _ => {}
         }
-        None
+    }
+    let verdict = if ads == 0 {
+        VastVerdict::NoAd
+    } else {
+        VastVerdict::Ads { inline, wrapper }
+    };
+    (verdict, ads, linear, target)
+}
+
+/// `HH:MM:SS(.mmm)`, zero when it is not.
+fn seconds(d: &str) -> Duration {
+    let mut parts = d.split(':').map(|p| p.parse::<f64>().ok());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Some(h)), Some(Some(m)), Some(Some(s))) => {
+            Duration::from_secs_f64(h * 3600.0 + m * 60.0 + s)
+        }
+        _ => Duration::ZERO,
     }
 }
 
@@ -119,15 +116,36 @@ fn bench(c: &mut Criterion) {
             "iab_2_tremor_10_ads",
             fixture("vast2/tremor/vast2Nonlinear.xml"),
         ),
+        (
+            "pod_5_ads",
+            vast_test_support::ad_server::pod(5, "00:00:15").into_bytes(),
+        ),
     ];
-    let mut group = c.benchmark_group("inspect");
+    let mut group = c.benchmark_group("verdict");
     for (name, doc) in &inputs {
-        assert_eq!(inspect(doc), old_inspect(doc), "{name}");
-        group.bench_with_input(BenchmarkId::new("new", name), doc, |b, doc| {
+        assert_eq!(inspect(doc), tree_verdict(doc), "{name}");
+        group.bench_with_input(BenchmarkId::new("crate", name), doc, |b, doc| {
             b.iter(|| inspect(black_box(doc)))
         });
-        group.bench_with_input(BenchmarkId::new("old", name), doc, |b, doc| {
-            b.iter(|| old_inspect(black_box(doc)))
+        group.bench_with_input(BenchmarkId::new("roxmltree", name), doc, |b, doc| {
+            b.iter(|| tree_verdict(black_box(doc)))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("inspection");
+    for (name, doc) in &inputs {
+        let one = Inspection::of(doc);
+        let tree = tree_read(doc);
+        assert_eq!(
+            (one.verdict, one.ads, one.linear, one.wrapper.map(|w| w.uri)),
+            tree,
+            "{name}"
+        );
+        group.bench_with_input(BenchmarkId::new("crate", name), doc, |b, doc| {
+            b.iter(|| Inspection::of(black_box(doc)))
+        });
+        group.bench_with_input(BenchmarkId::new("roxmltree", name), doc, |b, doc| {
+            b.iter(|| tree_read(black_box(doc)))
         });
     }
     group.finish();

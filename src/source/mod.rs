@@ -57,8 +57,10 @@ mod tests;
 use std::borrow::Cow;
 use std::time::Duration;
 
+#[cfg(feature = "reqwest")]
+pub(crate) use self::hash::RawHasher;
+pub(crate) use self::hash::UrlHash;
 pub use self::hash::{normalise, SourceHasher};
-pub(crate) use self::hash::{RawHasher, UrlHash};
 pub(crate) use self::resolver::{SourceConfig, SourceResolver};
 
 /// Default cap on distinct source labels per layer: 256. Past it, new

@@ -809,7 +809,7 @@ fn median_ns(case: &str) -> Option<f64> {
     json["median"]["point_estimate"].as_f64()
 }
 
-/// Prints the ratios the README gives, from this run's medians.
+/// Prints the ratios `docs/performance.md` gives, from this run's medians.
 fn ratios() {
     let Some(bare) = median_ns("bare") else {
         return;

@@ -32,6 +32,21 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The examples of `docs/recording.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/recording.md")]
+pub struct RecordingDoctests;
+
+/// The examples of `docs/integrations.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/integrations.md")]
+pub struct IntegrationsDoctests;
+
+/// The examples of `docs/multi-source.md` (ignored: they need a client).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/multi-source.md")]
+pub struct MultiSourceDoctests;
+
 pub mod classify;
 pub mod collector;
 pub mod layer;

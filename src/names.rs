@@ -37,7 +37,8 @@ pub enum Unit {
     Seconds,
 }
 
-/// One family of the metric contract: one row of DESIGN.md's table.
+/// One family of the metric contract: one row of the README's metric table
+/// ("Exported metrics").
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct MetricDef {

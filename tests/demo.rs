@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Empty};
 use vast_metrics::names::MetricKind;
 use vast_metrics::VastMetrics;
 
-/// Every family of DESIGN.md's table, by its dotted name and type.
+/// Every family of the contract (`VastMetrics::ALL`), by its exported name
+/// and type.
 fn families() -> Vec<(&'static str, MetricKind)> {
     VastMetrics::ALL
         .iter()

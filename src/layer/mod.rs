@@ -58,12 +58,14 @@ mod in_flight;
 mod layer;
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
+mod redirect;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 mod service;
 
 pub(crate) use self::body::{decoded, inspect_whole, Encoding, VerdictSlot};
 pub(crate) use self::in_flight::InFlight;
+pub(crate) use self::redirect::{location, Redirecting};
 
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;

@@ -69,11 +69,13 @@
 //! ```
 
 mod chain;
+mod redirect;
 mod service;
 
 use std::time::Duration;
 
 pub(crate) use self::chain::{fetch_vast, follow, ChainGuard, Fetched, WrapperRecorder};
+pub(crate) use self::redirect::Redirects;
 pub use self::service::{ResolveFuture, WrapperResolver, WrapperResolverLayer};
 
 use crate::classify::{ErrorType, Outcome, VastErrorCode};
@@ -81,6 +83,10 @@ use crate::classify::{ErrorType, Outcome, VastErrorCode};
 /// Default maximum of wrapper hops followed per chain: 5, as common
 /// players (IMA, Roku: 4 to 5).
 pub const DEFAULT_MAX_DEPTH: usize = 5;
+
+/// Default maximum of HTTP redirects followed per request (the tag, and
+/// each wrapper hop): 10, as reqwest's default policy.
+pub const DEFAULT_MAX_REDIRECTS: usize = 10;
 
 /// How a wrapper chain ended: the `result` label of the wrapper families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -5,11 +5,17 @@
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::{assert_client_invariants, layered, parse, sum, HttpClient, Sample};
 use http_body_util::Full;
+use tower::load_shed::error::Overloaded;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vast_metrics::classify::{ErrorType, Outcome};
 use vast_metrics::multi_source::{
@@ -337,6 +343,64 @@ async fn a_fetch_dropped_during_a_redirect_ends_its_request_once() {
         ),
         1.0
     );
+    assert_quiet(&s);
+}
+
+/// hyper-util's client behind a load shedder that refuses every request
+/// after the first: a follow-up that is never sent.
+#[derive(Clone)]
+struct ShedAfterFirst {
+    inner: HttpClient,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Service<http::Request<Full<Bytes>>> for ShedAfterFirst {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = tower::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.calls.load(Ordering::SeqCst) > 0 {
+            return Poll::Ready(Err(Overloaded::new().into()));
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<Full<Bytes>>) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let sent = self.inner.call(req);
+        Box::pin(async move { sent.await.map_err(Into::into) })
+    }
+}
+
+#[tokio::test]
+async fn a_follow_up_refused_before_it_is_sent_ends_the_request_held() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    let shedding = ShedAfterFirst {
+        inner: common::http_client(),
+        calls: Arc::default(),
+    };
+    let client = VastMetricsLayer::new(metrics.clone()).layer(shedding);
+    let mut fetcher = MultiSource::builder(client, metrics.clone())
+        .tier([Source::parse("shed", &server.url("/redirect/302")).unwrap()])
+        .source_timeout(Duration::from_secs(5))
+        .build();
+    let err = fetch(&mut fetcher).await.unwrap_err();
+    assert_eq!(
+        err.report().attempts[0].outcome,
+        Outcome::Failure(ErrorType::Rejected)
+    );
+    assert_eq!(server.hits("/inline"), 0);
+    let s = samples(&metrics);
+    // The request the layer held across the redirect ends once, with the
+    // error that stopped its follow-up.
+    assert_eq!(
+        sum(&s, "vast_client_request_total", &[("source_url", "shed")]),
+        1.0
+    );
+    assert_eq!(client_failures(&s, "shed", "rejected"), 1.0);
+    assert_eq!(redirects(&s, "shed"), 1.0);
     assert_quiet(&s);
 }
 

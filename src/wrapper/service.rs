@@ -58,8 +58,8 @@ impl WrapperResolverLayer {
     }
 
     /// Most HTTP redirects followed per request (the tag, and each wrapper
-    /// hop); 0 follows none (a 3xx then ends the chain as `redirect`).
-    /// Defaults to [`DEFAULT_MAX_REDIRECTS`] (10).
+    /// hop); 0 follows none (a 3xx is then the answer, its request a
+    /// failure `redirect`). Defaults to [`DEFAULT_MAX_REDIRECTS`] (10).
     pub fn max_redirects(mut self, redirects: usize) -> Self {
         self.max_redirects = redirects;
         self

@@ -504,16 +504,18 @@ async fn run(
         .service(http);
 
     // Wrapper sources: chains that resolve in two hops, end empty, loop,
-    // go too deep, or meet a hop slower than the attempt's time budget.
+    // go too deep, or meet a hop slower than the attempt's time budget;
+    // and tags that redirect (to an InLine ad, or in a loop).
     let wrappers = ad_server::AdServer::start().await?;
     let wrapper_source = |name: &'static str, path: &str| {
         Source::parse(name, &wrappers.url(path)).expect("a loopback URL parses")
     };
     let fetchers = [
-        // Race the quick sources; the no-fill one is the fallback.
+        // Race the quick sources; the no-fill one is the fallback, raced by
+        // a tag that redirects twice to an InLine ad.
         MultiSource::builder(vast_client.clone(), metrics.clone())
             .tier([fast.source(), flaky.source(), slow.source()])
-            .tier([no_fill.source()])
+            .tier([no_fill.source(), wrapper_source("redirect", "/hop/2")])
             .strategy(Strategy::Race)
             .source_timeout(Duration::from_millis(300))
             .deadline(Duration::from_millis(800))
@@ -545,6 +547,8 @@ async fn run(
                 wrapper_source("wrap-loop", "/loop"),
                 wrapper_source("wrap-deep", "/wrap/8"),
                 wrapper_source("wrap-slow", "/wrap-slow/1000"),
+                // A redirect loop: stopped before the repeat, `redirect`.
+                wrapper_source("redirect-loop", "/bounce/0"),
                 wrapper_source("wrap-2hop", "/wrap/2"),
             ])
             .tier([fast.source()])

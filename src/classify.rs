@@ -11,6 +11,7 @@
 //! assert_eq!(Outcome::NoAd.result(), FetchResult::NoAd);
 //! assert_eq!(Outcome::Failure(ErrorType::Http5xx).result().as_str(), "error");
 //! assert_eq!(ErrorType::from_status(http::StatusCode::NOT_FOUND), Some(ErrorType::Http4xx));
+//! assert_eq!(ErrorType::from_status(http::StatusCode::FOUND), Some(ErrorType::Redirect));
 //! ```
 
 use std::any::Any;
@@ -64,7 +65,8 @@ pub enum ErrorType {
     Connect,
     /// The server answered 4xx.
     Http4xx,
-    /// The server answered 5xx (or another non-2xx status that is not 4xx).
+    /// The server answered 5xx (or 1xx: a status that is neither an
+    /// answer, a client error nor a redirect).
     Http5xx,
     /// A 2xx body that is not well-formed XML or not VAST.
     InvalidXml,
@@ -79,11 +81,15 @@ pub enum ErrorType {
     /// Refused inside the caller's own stack before it was sent (tower's
     /// `load_shed` `Overloaded`): not the ad server's error.
     Rejected,
+    /// A 3xx that was not followed: no redirect-following fetcher above
+    /// the layer, no `Location`, the redirect limit or a loop. A fact of
+    /// the configuration, not an outage.
+    Redirect,
 }
 
 impl ErrorType {
     /// Every value, in label order.
-    pub const ALL: [ErrorType; 10] = [
+    pub const ALL: [ErrorType; 11] = [
         ErrorType::Timeout,
         ErrorType::Connect,
         ErrorType::Http4xx,
@@ -94,6 +100,7 @@ impl ErrorType {
         ErrorType::Cancelled,
         ErrorType::Other,
         ErrorType::Rejected,
+        ErrorType::Redirect,
     ];
 
     /// The label value.
@@ -109,6 +116,7 @@ impl ErrorType {
             ErrorType::Cancelled => "cancelled",
             ErrorType::Other => "other",
             ErrorType::Rejected => "rejected",
+            ErrorType::Redirect => "redirect",
         }
     }
 
@@ -123,14 +131,16 @@ impl ErrorType {
         }
     }
 
-    /// The failure a status stands for: `None` for 2xx. 1xx and 3xx that
-    /// reach the caller are counted with 5xx: the fetch gave no VAST and the
-    /// source is at fault.
+    /// The failure a status stands for: `None` for 2xx. A 3xx that
+    /// reaches the caller was not followed: `redirect`. 1xx is counted with
+    /// 5xx: the fetch gave no VAST and the source is at fault.
     pub fn from_status(status: http::StatusCode) -> Option<ErrorType> {
         if status.is_success() {
             None
         } else if status.is_client_error() {
             Some(ErrorType::Http4xx)
+        } else if status.is_redirection() {
+            Some(ErrorType::Redirect)
         } else {
             Some(ErrorType::Http5xx)
         }
@@ -421,7 +431,8 @@ mod tests {
                 "body",
                 "cancelled",
                 "other",
-                "rejected"
+                "rejected",
+                "redirect"
             ]
         );
         let results: Vec<_> = FetchResult::ALL.iter().map(|r| r.as_str()).collect();

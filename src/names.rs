@@ -227,6 +227,11 @@ contract! {
     WRAPPER_CHAIN_DURATION = "vast.wrapper.chain.duration" => "vast_wrapper_chain_duration_seconds",
         Histogram, Seconds, [SOURCE_URL, RESULT],
         "Duration of wrapper chains from the first request to the last answer, in seconds.";
+    /// HTTP redirects followed, by the originating source (counter). New
+    /// in this crate.
+    REDIRECTS = "vast.redirects" => "vast_redirects_total",
+        Counter, Count, [SOURCE_URL],
+        "HTTP redirects followed (301, 302, 303, 307, 308), by originating source.";
     /// `<Ad>`s per VAST answer with ads, by source (histogram). New in
     /// this crate.
     ADS_RETURNED = "vast.ads.returned" => "vast_ads_returned",
@@ -485,6 +490,7 @@ mod tests {
                 Histogram,
                 "vast_tracking_request_duration_seconds",
             ),
+            (VastMetrics::REDIRECTS, Counter, "vast_redirects_total"),
         ];
         for (dotted, kind, exported) in table {
             assert_eq!(exported_name(dotted, kind), exported, "{dotted}");

@@ -29,6 +29,8 @@ pub(crate) struct OutcomeFamilies {
     success: &'static MetricDef,
     failure: &'static MetricDef,
     duration: &'static MetricDef,
+    /// Redirects followed, where a fetcher follows them.
+    redirects: Option<&'static MetricDef>,
 }
 
 /// Client requests, per source.
@@ -38,6 +40,7 @@ pub(crate) static CLIENT: OutcomeFamilies = OutcomeFamilies {
     success: &family::CLIENT_REQUEST_SUCCESS,
     failure: &family::CLIENT_REQUEST_FAILURE,
     duration: &family::CLIENT_REQUEST_DURATION_MS,
+    redirects: None,
 };
 
 /// Whole multi-source fetches, per strategy.
@@ -47,15 +50,29 @@ pub(crate) static FETCH: OutcomeFamilies = OutcomeFamilies {
     success: &family::MULTI_SOURCE_REQUESTS_SUCCESS,
     failure: &family::MULTI_SOURCE_REQUESTS_FAILURE,
     duration: &family::MULTI_SOURCE_LATENCY_MS,
+    redirects: None,
 };
 
-/// Source attempts within multi-source fetches, per source.
+/// Source attempts of [`MultiSource`](crate::MultiSource), per source,
+/// with the redirects it follows.
 pub(crate) static ATTEMPT: OutcomeFamilies = OutcomeFamilies {
     total: &family::MULTI_SOURCE_SOURCES_ATTEMPTED,
     active: None,
     success: &family::MULTI_SOURCE_SOURCES_SUCCESS,
     failure: &family::MULTI_SOURCE_SOURCES_FAILURE,
     duration: &family::MULTI_SOURCE_FETCH_DURATION,
+    redirects: Some(&family::REDIRECTS),
+};
+
+/// Source attempts of a fetcher of one's own, from its reports: no
+/// redirects are seen.
+pub(crate) static REPORTED_ATTEMPT: OutcomeFamilies = OutcomeFamilies {
+    total: &family::MULTI_SOURCE_SOURCES_ATTEMPTED,
+    active: None,
+    success: &family::MULTI_SOURCE_SOURCES_SUCCESS,
+    failure: &family::MULTI_SOURCE_SOURCES_FAILURE,
+    duration: &family::MULTI_SOURCE_FETCH_DURATION,
+    redirects: None,
 };
 
 /// What every recording target does when a request starts and ends.
@@ -90,6 +107,8 @@ pub(crate) struct OutcomeSeries {
     /// In [`ErrorType::ALL`] order; boxed, as most sources rarely fail.
     failures: OnceLock<Box<[Counter; ErrorType::ALL.len()]>>,
     durations: [OnceLock<Histogram>; FetchResult::ALL.len()],
+    /// `vast_redirects_total`: a no-op for families without it.
+    redirects: Counter,
 }
 
 impl OutcomeSeries {
@@ -119,6 +138,9 @@ impl OutcomeSeries {
             active: families.active.map_or_else(Gauge::noop, |active| {
                 recorder.register_gauge(active, &labels)
             }),
+            redirects: families.redirects.map_or_else(Counter::noop, |redirects| {
+                zero(recorder.register_counter(redirects, &labels))
+            }),
             recorder,
             families,
             label,
@@ -131,6 +153,12 @@ impl OutcomeSeries {
     /// The label value.
     pub(crate) fn label(&self) -> &str {
         &self.label
+    }
+
+    /// `vast_redirects_total` of this source (a no-op where redirects are
+    /// not followed).
+    pub(crate) fn redirects(&self) -> &Counter {
+        &self.redirects
     }
 
     fn failures(&self) -> &[Counter; ErrorType::ALL.len()] {
@@ -149,6 +177,9 @@ impl OutcomeSeries {
         r.release(f.total, &[label]);
         if let Some(active) = f.active {
             r.release(active, &[label]);
+        }
+        if let Some(redirects) = f.redirects {
+            r.release(redirects, &[label]);
         }
         for outcome in [Outcome::Ad, Outcome::NoAd] {
             r.release(f.success, &[label, outcome.result().as_str()]);
@@ -491,7 +522,8 @@ pub(crate) fn timed<T>(histogram: &Histogram, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The wrapper-chain families of one originating source.
+/// The wrapper-chain families of one originating source, and its
+/// redirects (at 0 from the start, as the outcome counters).
 pub(crate) struct ChainSeries {
     recorder: Arc<dyn Recorder>,
     label: Box<str>,
@@ -499,11 +531,15 @@ pub(crate) struct ChainSeries {
     durations: [OnceLock<Histogram>; ChainResult::ALL.len()],
     hops: OnceLock<Histogram>,
     errors: VastErrorSeries,
+    redirects: Counter,
 }
 
 impl ChainSeries {
     pub(crate) fn new(recorder: Arc<dyn Recorder>, label: &str) -> Self {
+        let redirects = recorder.register_counter(&family::REDIRECTS, &[label]);
+        redirects.increment(0);
         ChainSeries {
+            redirects,
             recorder,
             label: label.into(),
             results: Default::default(),
@@ -511,6 +547,11 @@ impl ChainSeries {
             hops: OnceLock::new(),
             errors: VastErrorSeries::default(),
         }
+    }
+
+    /// `vast_redirects_total` of this source.
+    pub(crate) fn redirects(&self) -> &Counter {
+        &self.redirects
     }
 
     /// A chain ended with `result` after `hops` hops.

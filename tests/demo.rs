@@ -1,5 +1,6 @@
 //! Smoke test of `cargo run --example demo`: while it runs, every metric
-//! family of the contract has samples; then it exits 0 on its own.
+//! family of the contract has samples, redirects among them; then it exits
+//! 0 on its own.
 
 mod common;
 
@@ -108,6 +109,21 @@ async fn the_demo_records_every_family_and_exits_cleanly() {
             "{strategy}"
         );
     }
+
+    // Redirects are live: followed (a tag redirecting to an ad, the first
+    // step of a loop) and not followed (the loop's repeat).
+    assert!(
+        common::sum(&samples, "vast_redirects_total", &[]) > 0.0,
+        "no redirect followed"
+    );
+    assert!(
+        common::sum(
+            &samples,
+            "vast_client_request_failure_total",
+            &[("error_type", "redirect")]
+        ) > 0.0,
+        "no redirect left unfollowed"
+    );
 
     // Then it stops by itself, with status 0.
     let process = child.0.take().unwrap();

@@ -247,6 +247,52 @@ async fn hashed_labels_agree_with_the_hyper_path() {
 }
 
 #[tokio::test]
+async fn redirects_reqwest_follows_are_one_request_of_the_original_url() {
+    let server = AdServer::start().await.unwrap();
+    let metrics = PrometheusMetrics::new();
+    // reqwest's default policy follows up to 10 redirects by itself: the
+    // layer sees one request, to the URL asked for, and the final answer.
+    let (client, mut svc) = reqwest_layered(VastMetricsLayer::new(metrics.clone()));
+    let url = server.url("/hop/3");
+    let res = send(&mut svc, &client, &url).await.unwrap();
+    assert_eq!(res.url().path(), "/hop/0", "reqwest followed");
+    res.bytes().await.unwrap();
+    for n in 0..=3 {
+        assert_eq!(server.hits(&format!("/hop/{n}")), 1, "/hop/{n}");
+    }
+    let s = parse(&metrics.encode());
+    let label = SourceHasher::default().label_for(&url.parse::<http::Uri>().unwrap());
+    assert_eq!(
+        label_values(&s, "vast_client_request_total", "source_url"),
+        std::slice::from_ref(&label)
+    );
+    assert_eq!(sum(&s, "vast_client_request_total", &[]), 1.0);
+    assert_eq!(successes(&s, &label, "success"), 1.0);
+    assert_eq!(failures(&s, &label, "redirect"), 0.0);
+
+    // With redirects off, the 3xx reaches the layer: `redirect`.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut svc = VastMetricsLayer::new(metrics.clone())
+        .source_name("not-followed")
+        .layer(client.clone());
+    let res = send(&mut svc, &client, &server.url("/redirect/302"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::FOUND);
+    res.bytes().await.unwrap();
+    assert_eq!(server.hits("/inline"), 0);
+    let s = parse(&metrics.encode());
+    assert_eq!(failures(&s, "not-followed", "redirect"), 1.0);
+    assert_eq!(failures(&s, "not-followed", "http_5xx"), 0.0);
+    // reqwest's redirects are its own: no fetcher of the crate counted any.
+    assert_eq!(sum(&s, "vast_redirects_total", &[]), 0.0);
+    assert_client_invariants(&s);
+}
+
+#[tokio::test]
 async fn tracking_pixels_use_the_default_event() {
     let server = AdServer::start().await.unwrap();
     let metrics = PrometheusMetrics::new();

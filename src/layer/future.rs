@@ -8,6 +8,7 @@ use pin_project_lite::pin_project;
 
 use super::body::{Encoding, ResponseBody, VerdictSlot};
 use super::in_flight::InFlight;
+use super::redirect::{location, LayerHold};
 use super::service::State;
 use crate::classify::{error_type_of, Classifier, ErrorType, Outcome};
 use crate::record::ClientSeries;
@@ -21,6 +22,7 @@ pin_project! {
         inspect_limit: Option<usize>,
         classify: Option<Classifier>,
         slot: Option<VerdictSlot>,
+        redirect: Option<LayerHold>,
     }
 }
 
@@ -31,6 +33,7 @@ impl<F> ResponseFuture<F> {
         in_flight: InFlight<ClientSeries>,
         state: &State,
         slot: Option<VerdictSlot>,
+        redirect: Option<LayerHold>,
     ) -> Self {
         ResponseFuture {
             inner,
@@ -38,6 +41,7 @@ impl<F> ResponseFuture<F> {
             inspect_limit: state.inspect_limit,
             classify: state.classify,
             slot,
+            redirect,
         }
     }
 
@@ -49,6 +53,7 @@ impl<F> ResponseFuture<F> {
             inspect_limit: None,
             classify: None,
             slot: None,
+            redirect: None,
         }
     }
 }
@@ -73,6 +78,7 @@ where
                 in_flight,
                 *this.inspect_limit,
                 this.slot.take(),
+                this.redirect.take(),
             )),
             Err(error) => {
                 if let Some(mut in_flight) = in_flight {
@@ -84,13 +90,16 @@ where
     }
 }
 
-/// Ends a request at a failing status, or hands it to the body to end.
+/// Ends a request at a failing status, or hands it to the body to end; a
+/// redirect that a fetcher above follows leaves it in flight, for the
+/// follow-up to take over.
 #[inline]
 pub(crate) fn on_response<B>(
     response: Response<B>,
     in_flight: Option<InFlight<ClientSeries>>,
     inspect_limit: Option<usize>,
     slot: Option<VerdictSlot>,
+    redirect: Option<LayerHold>,
 ) -> Response<ResponseBody<B>>
 where
     B: Body,
@@ -101,7 +110,14 @@ where
     };
     in_flight.headers();
     if let Some(outcome) = ErrorType::status_outcome(response.status()) {
-        in_flight.finish(outcome);
+        match redirect {
+            Some(redirect) if location(response.status(), response.headers()).is_some() => {
+                redirect.hold(in_flight)
+            }
+            _ => {
+                in_flight.finish(outcome);
+            }
+        }
         return response.map(ResponseBody::untracked);
     }
     let inspect = inspect_limit.map(|limit| (limit, Encoding::of(response.headers())));

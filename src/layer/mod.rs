@@ -12,7 +12,14 @@
 //! The lifecycle of one request:
 //!
 //! - on `call`: total +1, active +1, the clock starts;
-//! - an error from the inner service, or a non-2xx status, ends it at once;
+//! - an error from the inner service, or a non-2xx status, ends it at once
+//!   (a 3xx as `redirect`: it was not followed, no VAST came of it);
+//! - a redirect that a fetcher of the crate above follows
+//!   ([`MultiSource`](crate::MultiSource),
+//!   [`WrapperResolver`](crate::wrapper::WrapperResolver)) does not end it:
+//!   the follow-up request continues it, so it counts once, its latency
+//!   spans the redirects and its outcome is the final answer's, as over a
+//!   client that follows redirects itself (reqwest);
 //! - a 2xx ends when the body ends (or errors): its bytes are inspected as
 //!   they pass, unchanged, and the verdict gives the outcome (`success`,
 //!   `no_ad`, `invalid_xml`, `empty_body`);
@@ -59,12 +66,14 @@ mod in_flight;
 mod layer;
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
+mod redirect;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 mod service;
 
 pub(crate) use self::body::{inspect_whole, Encoding, VerdictSlot};
 pub(crate) use self::in_flight::InFlight;
+pub(crate) use self::redirect::{location, Redirecting};
 
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;

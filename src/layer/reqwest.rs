@@ -112,7 +112,8 @@ pub(crate) fn track_response(
     // own, set by `ResponseBuilderExt::url`.
     let url = response.url().clone();
     let response: http::Response<reqwest::Body> = response.into();
-    let (mut parts, body) = on_response(response, in_flight, inspect_limit, None).into_parts();
+    let (mut parts, body) =
+        on_response(response, in_flight, inspect_limit, None, None).into_parts();
     if let Ok(with_url) = http::Response::builder().url(url).body(()) {
         parts.extensions.extend(with_url.into_parts().0.extensions);
     }

@@ -11,6 +11,7 @@ use super::body::{ResponseBody, VerdictSlot};
 use super::future::ResponseFuture;
 use super::in_flight::InFlight;
 use super::layer::{Config, Latency};
+use super::redirect::Redirecting;
 use crate::classify::{Classifier, Deadline};
 use crate::record::ClientSeries;
 use crate::recorder::{RecordError, Recorder, Recording};
@@ -151,9 +152,16 @@ where
         };
         // Most requests carry no extensions: skip the lookups.
         let extensions = Some(req.extensions()).filter(|e| !e.is_empty());
-        let in_flight = state.begin(req.uri(), extensions, req.headers());
+        // The follow-up of a redirect this layer saw continues its request.
+        let redirect = extensions
+            .and_then(|e| e.get::<Redirecting>())
+            .map(|marker| marker.at(state));
+        let in_flight = match redirect.as_ref().and_then(|r| r.take()) {
+            Some(in_flight) => in_flight,
+            None => state.begin(req.uri(), extensions, req.headers()),
+        };
         let slot = extensions.and_then(|e| e.get::<VerdictSlot>()).cloned();
-        ResponseFuture::new(self.inner.call(req), in_flight, state, slot)
+        ResponseFuture::new(self.inner.call(req), in_flight, state, slot, redirect)
     }
 }
 

@@ -1,5 +1,5 @@
-//! One source attempt: ready, call, read the body to the end, take the
-//! verdict.
+//! One source attempt: ready, call (following redirects), read the body to
+//! the end, take the verdict, follow the wrapper chain.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use crate::classify::{classify_error, Deadline, ErrorType, Outcome};
 use crate::layer::InFlight;
 use crate::record::{timed, OutcomeSeries};
 use crate::source::SourceLabel;
-use crate::wrapper::{fetch_vast, follow, ChainGuard, ChainReport, ChainResult};
+use crate::wrapper::{fetch_vast, follow, ChainGuard, ChainReport, ChainResult, Redirects};
 
 /// Keeps or rejects a fetched VAST document.
 pub(crate) type Filter = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
@@ -43,11 +43,12 @@ pub(crate) struct ChainState {
 pub(crate) struct Plan {
     pub(crate) timeout: Duration,
     pub(crate) max_depth: usize,
+    pub(crate) max_redirects: usize,
     pub(crate) filter: Option<Filter>,
 }
 
-/// Runs one attempt within its time-out (wrapper hops included),
-/// recording it through `attempt`.
+/// Runs one attempt within its time-out (redirects and wrapper hops
+/// included), recording it through `attempt`.
 pub(crate) async fn run<S, B>(
     svc: S,
     req: Request<Full<Bytes>>,
@@ -61,8 +62,13 @@ where
     B: Body,
 {
     let mut chain = ChainState::default();
-    let fetched =
-        tokio::time::timeout(plan.timeout, fetch(svc, req, &plan, &recorder, &mut chain)).await;
+    // Redirects count for the source, under its name.
+    let redirects = Redirects {
+        max: plan.max_redirects,
+        counter: attempt.target().map(OutcomeSeries::redirects),
+    };
+    let fetching = fetch(svc, req, &plan, redirects, &recorder, &mut chain);
+    let fetched = tokio::time::timeout(plan.timeout, fetching).await;
     let (outcome, body) = fetched.unwrap_or((Outcome::Failure(ErrorType::Timeout), None));
     if let Some(mut guard) = chain.running.take() {
         // The time-out cut the chain short.
@@ -81,6 +87,7 @@ async fn fetch<S, B>(
     mut svc: S,
     req: Request<Full<Bytes>>,
     plan: &Plan,
+    redirects: Redirects<'_>,
     recorder: &MultiSourceRecorder,
     chain: &mut ChainState,
 ) -> (Outcome, Option<Filled>)
@@ -93,7 +100,7 @@ where
     let source = req.extensions().get::<SourceLabel>().cloned();
     let deadline = req.extensions().get::<Deadline>().copied();
     let start = Instant::now();
-    let first = match fetch_vast(&mut svc, req, Some(recorder.parse())).await {
+    let first = match fetch_vast(&mut svc, req, Some(recorder.parse()), redirects).await {
         Ok(first) => first,
         Err(error) => return (Outcome::Failure(classify_error(&error)), None),
     };
@@ -106,7 +113,8 @@ where
             let guard = chain
                 .running
                 .insert(ChainGuard::new(series, start, deadline));
-            let (result, last) = follow(&mut svc, &origin, target, plan.max_depth, guard).await;
+            let (result, last) =
+                follow(&mut svc, &origin, target, plan.max_depth, redirects, guard).await;
             let hop_error = guard.hops.last().map(|hop| hop.outcome);
             if let Some(mut guard) = chain.running.take() {
                 chain.report = Some(guard.finish(result));

@@ -112,7 +112,7 @@ impl<S> Layer<S> for MultiSourceMetricsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         let recorder = self
             .state
-            .get_or_init(|| Arc::new(MultiSourceRecorder::new(self.recorder.clone())))
+            .get_or_init(|| Arc::new(MultiSourceRecorder::reported(self.recorder.clone())))
             .clone();
         MultiSourceMetricsService {
             inner,

@@ -4,7 +4,7 @@
 //! A [`MultiSource`] is a tower `Service<VastRequest>` that fetches VAST
 //! from a primary tier of [`Source`]s, then from fallback tiers in order,
 //! until a source fills: answers VAST whose ad resolves to an `<InLine>`,
-//! following wrapper chains ([`crate::wrapper`]). Each
+//! following HTTP redirects and wrapper chains ([`crate::wrapper`]). Each
 //! attempt goes through an inner HTTP service, normally hyper-util's client
 //! wrapped in [`VastMetricsLayer`](crate::VastMetricsLayer), with a
 //! [`SourceLabel`](crate::source::SourceLabel) of the source's name in its
@@ -43,8 +43,9 @@
 //! | `vast_multi_source_fallback_triggered_total` | `fallback_depth` | once per fallback tier entered (`1`, `2`, ...) |
 //! | `vast_multi_source_sources_attempted_total` | `source_url` | an attempt starts |
 //! | `vast_multi_source_sources_success_total` | `source_url`, `result` | an attempt got VAST (`success` or `no_ad`) |
-//! | `vast_multi_source_sources_failure_total` | `source_url`, `error_type` | an attempt failed; race losers and lower-priority parallel sources cut short are `cancelled` (left out of fill and error ratios), attempts cut by a time-out `timeout`; wrapper chains that do not resolve: see [`crate::wrapper`] |
+//! | `vast_multi_source_sources_failure_total` | `source_url`, `error_type` | an attempt failed; race losers and lower-priority parallel sources cut short are `cancelled` (left out of fill and error ratios), attempts cut by a time-out `timeout`, a 3xx not followed `redirect`; wrapper chains that do not resolve: see [`crate::wrapper`] |
 //! | `vast_multi_source_fetch_duration_seconds` | `source_url`, `result` | every attempt |
+//! | `vast_redirects_total` | `source_url` | every HTTP redirect an attempt follows, the tag's and its wrapper hops' (see [`crate::wrapper#redirects`]); at 0 from the source's first attempt |
 //! | `vast_multi_source_parse_duration_seconds` | (none) | the VAST inspection of each 2xx body |
 //! | `vast_multi_source_filter_duration_seconds` | (none) | the [filter](MultiSourceBuilder::filter), when set |
 //!

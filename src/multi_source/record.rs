@@ -10,7 +10,9 @@ use super::Strategy;
 use crate::classify::Deadline;
 use crate::layer::{InFlight, Latency};
 use crate::names::family;
-use crate::record::{FallbackSeries, OutcomeSeries, ATTEMPT, FETCH};
+use crate::record::{
+    FallbackSeries, OutcomeFamilies, OutcomeSeries, ATTEMPT, FETCH, REPORTED_ATTEMPT,
+};
 use crate::recorder::{Counter, Gauge, Histogram, RecordError, Recorder};
 use crate::source::{SourceConfig, SourceResolver, DEFAULT_MAX_SOURCES};
 use crate::wrapper::WrapperRecorder;
@@ -22,6 +24,9 @@ pub(crate) struct MultiSourceRecorder {
     fetches: [OnceLock<Arc<OutcomeSeries>>; Strategy::ALL.len()],
     sources_count: [OnceLock<Gauge>; Strategy::ALL.len()],
     attempts: SourceResolver<OutcomeSeries>,
+    /// With redirects for [`MultiSource`](super::MultiSource), without
+    /// for reports.
+    attempt_families: &'static OutcomeFamilies,
     fallback: FallbackSeries,
     parse: OnceLock<Histogram>,
     filter: OnceLock<Histogram>,
@@ -32,11 +37,23 @@ pub(crate) struct MultiSourceRecorder {
 }
 
 impl MultiSourceRecorder {
+    /// The recorder of [`MultiSource`](super::MultiSource)'s fetches.
     pub(crate) fn new(recorder: Arc<dyn Recorder>) -> Self {
+        Self::with(recorder, &ATTEMPT)
+    }
+
+    /// The recorder of a fetcher's reports
+    /// ([`MultiSourceMetricsLayer`](super::MultiSourceMetricsLayer)).
+    pub(crate) fn reported(recorder: Arc<dyn Recorder>) -> Self {
+        Self::with(recorder, &REPORTED_ATTEMPT)
+    }
+
+    fn with(recorder: Arc<dyn Recorder>, attempt_families: &'static OutcomeFamilies) -> Self {
         MultiSourceRecorder {
             fetches: Default::default(),
             sources_count: Default::default(),
             attempts: SourceResolver::new(SourceConfig::new(DEFAULT_MAX_SOURCES)),
+            attempt_families,
             fallback: FallbackSeries::new(recorder.clone()),
             parse: OnceLock::new(),
             filter: OnceLock::new(),
@@ -73,7 +90,7 @@ impl MultiSourceRecorder {
     ) -> InFlight<OutcomeSeries> {
         let series = self.attempts.by_name(
             source,
-            |label| OutcomeSeries::new(self.recorder.clone(), &ATTEMPT, label.clone()),
+            |label| OutcomeSeries::new(self.recorder.clone(), self.attempt_families, label.clone()),
             || self.recorder.record_error(RecordError::SourceLabelOverflow),
         );
         InFlight::begin(series, Latency::ToBodyEnd, deadline)

@@ -26,7 +26,7 @@ use crate::layer::InFlight;
 use crate::record::OutcomeSeries;
 use crate::recorder::Recorder;
 use crate::source::SourceLabel;
-use crate::wrapper::DEFAULT_MAX_DEPTH;
+use crate::wrapper::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_REDIRECTS};
 
 const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
@@ -41,6 +41,7 @@ pub struct MultiSourceBuilder<S> {
     deadline: Duration,
     filter: Option<Filter>,
     max_depth: usize,
+    max_redirects: usize,
 }
 
 impl<S> fmt::Debug for MultiSourceBuilder<S> {
@@ -104,6 +105,15 @@ impl<S> MultiSourceBuilder<S> {
         self
     }
 
+    /// Most HTTP redirects followed per request of an attempt (the tag,
+    /// and each wrapper hop); 0 follows none (a 3xx then fails the attempt
+    /// as `redirect`). Redirects count against the attempt's time-out.
+    /// Defaults to [`DEFAULT_MAX_REDIRECTS`] (10).
+    pub fn max_redirects(mut self, redirects: usize) -> Self {
+        self.max_redirects = redirects;
+        self
+    }
+
     /// Builds the service and adds its number of sources to
     /// `vast_multi_source_sources{fetch_strategy}` (taken off again when the
     /// last clone is dropped).
@@ -117,6 +127,7 @@ impl<S> MultiSourceBuilder<S> {
             deadline: self.deadline,
             filter: self.filter,
             max_depth: self.max_depth,
+            max_redirects: self.max_redirects,
             source_count,
         };
         config.count_sources(1.0);
@@ -136,6 +147,7 @@ struct Config {
     deadline: Duration,
     filter: Option<Filter>,
     max_depth: usize,
+    max_redirects: usize,
     source_count: usize,
 }
 
@@ -197,6 +209,7 @@ impl<S> MultiSource<S> {
             deadline: DEFAULT_DEADLINE,
             filter: None,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
         }
     }
 
@@ -445,6 +458,7 @@ where
         let plan = Plan {
             timeout: config.source_timeout,
             max_depth: config.max_depth,
+            max_redirects: config.max_redirects,
             filter: config.filter.clone(),
         };
         let task = attempt::run(

@@ -1,7 +1,6 @@
 //! Following one chain, written once for [`MultiSource`](crate::MultiSource)
 //! attempts and [`WrapperResolver`](super::WrapperResolver).
 
-use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tower_service::Service;
 
+use super::redirect::{send, Redirects};
 use super::{ChainReport, ChainResult, Hop};
 use crate::classify::{classify_error, Deadline, ErrorType, Outcome};
 use crate::layer::{inspect_whole, Encoding, VerdictSlot};
@@ -60,22 +60,24 @@ impl Fetched {
     }
 }
 
-/// One VAST request through `svc`: ready, call, the body to its end, and
-/// the verdict (the one a `VastMetricsLayer` below left, so a body is
-/// parsed once, else its own). The inner service's error, unchanged.
+/// One VAST request through `svc`: ready, call, its redirects followed
+/// (see [`send`]), the body to its end, and the verdict (the one a
+/// `VastMetricsLayer` below left, so a body is parsed once, else its own).
+/// The inner service's error, unchanged.
 pub(crate) async fn fetch_vast<S, B>(
     svc: &mut S,
     mut req: Request<Full<Bytes>>,
     parse: Option<&Histogram>,
+    redirects: Redirects<'_>,
 ) -> Result<Fetched, S::Error>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: 'static,
     B: Body,
 {
     let slot = VerdictSlot::default();
     req.extensions_mut().insert(slot.clone());
-    poll_fn(|cx| svc.poll_ready(cx)).await?;
-    let response = svc.call(req).await?;
+    let response = send(svc, req, redirects).await?;
     let status = response.status();
     let decode_as = Encoding::of(response.headers());
     let mut fetched = Fetched {
@@ -238,6 +240,7 @@ pub(crate) async fn follow<S, B>(
     origin: &Uri,
     first: WrapperTarget,
     max_depth: usize,
+    redirects: Redirects<'_>,
     guard: &mut ChainGuard,
 ) -> (ChainResult, Option<Fetched>)
 where
@@ -278,7 +281,7 @@ where
         if let Some(deadline) = guard.deadline {
             req.extensions_mut().insert(deadline);
         }
-        let fetched = match fetch_vast(svc, req, None).await {
+        let fetched = match fetch_vast(svc, req, None, redirects).await {
             Ok(fetched) => fetched,
             Err(error) => {
                 let failed = Outcome::Failure(classify_error(&error));

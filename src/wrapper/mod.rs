@@ -37,6 +37,29 @@
 //! (a race loser, a dropped fetch) before its deadline is not counted.
 //! Nothing exported or reported carries a hop's URL.
 //!
+//! # Redirects
+//!
+//! Where the crate fetches (a [`MultiSource`](crate::MultiSource) attempt,
+//! [`WrapperResolver`]), every request, the tag's and each hop's, follows
+//! HTTP redirects as a player's HTTP stack does: a 301, 302, 303, 307 or
+//! 308 with a `Location` (relative ones resolved against the request URL),
+//! at most [`DEFAULT_MAX_REDIRECTS`] (10) per request (`max_redirects`
+//! on either builder; 0 follows none), always as a GET with an empty body,
+//! with the first request's headers (credentials only to its own origin)
+//! and extensions ([`SourceLabel`](crate::source::SourceLabel),
+//! [`Deadline`](crate::classify::Deadline)). A redirect back to a URL
+//! already requested stops before the repeat. The time budget of the
+//! attempt covers its redirects. A redirect is no hop: the chain and its
+//! depth see only the final answer.
+//!
+//! Each redirect followed counts in `vast_redirects_total{source_url}` of
+//! the originating source (the attempt's source, or the chain's label). The
+//! client layer below counts one request per logical fetch, under the
+//! label of the first request, ending as the final answer did. A 3xx not
+//! followed (no `Location`, the limit, a loop, a scheme other than http(s))
+//! ends the request as `error_type="redirect"`: a wrapper hop then ends
+//! its chain as `error`, a tag its attempt.
+//!
 //! # Example
 //!
 //! ```
@@ -69,11 +92,13 @@
 //! ```
 
 mod chain;
+mod redirect;
 mod service;
 
 use std::time::Duration;
 
 pub(crate) use self::chain::{fetch_vast, follow, ChainGuard, Fetched, WrapperRecorder};
+pub(crate) use self::redirect::Redirects;
 pub use self::service::{ResolveFuture, WrapperResolver, WrapperResolverLayer};
 
 use crate::classify::{ErrorType, Outcome, VastErrorCode};
@@ -81,6 +106,10 @@ use crate::classify::{ErrorType, Outcome, VastErrorCode};
 /// Default maximum of wrapper hops followed per chain: 5, as common
 /// players (IMA, Roku: 4 to 5).
 pub const DEFAULT_MAX_DEPTH: usize = 5;
+
+/// Default maximum of HTTP redirects followed per request (the tag, and
+/// each wrapper hop): 10, as reqwest's default policy.
+pub const DEFAULT_MAX_REDIRECTS: usize = 10;
 
 /// How a wrapper chain ended: the `result` label of the wrapper families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -13,7 +13,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::chain::{fetch_vast, follow, ChainGuard, WrapperRecorder};
-use super::{ChainReport, ChainResult, DEFAULT_MAX_DEPTH};
+use super::redirect::Redirects;
+use super::{ChainReport, ChainResult, DEFAULT_MAX_DEPTH, DEFAULT_MAX_REDIRECTS};
 use crate::classify::{Deadline, Outcome};
 use crate::recorder::Recorder;
 use crate::source::{SourceConfig, SourceLabel, DEFAULT_MAX_SOURCES};
@@ -24,6 +25,7 @@ use crate::source::{SourceConfig, SourceLabel, DEFAULT_MAX_SOURCES};
 pub struct WrapperResolverLayer {
     recorder: Arc<dyn Recorder>,
     max_depth: usize,
+    max_redirects: usize,
     state: Arc<OnceLock<Arc<WrapperRecorder>>>,
 }
 
@@ -31,6 +33,7 @@ impl fmt::Debug for WrapperResolverLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WrapperResolverLayer")
             .field("max_depth", &self.max_depth)
+            .field("max_redirects", &self.max_redirects)
             .finish_non_exhaustive()
     }
 }
@@ -41,6 +44,7 @@ impl WrapperResolverLayer {
         WrapperResolverLayer {
             recorder: Arc::new(recorder),
             max_depth: DEFAULT_MAX_DEPTH,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
             state: Arc::default(),
         }
     }
@@ -50,6 +54,14 @@ impl WrapperResolverLayer {
     pub fn max_depth(mut self, hops: usize) -> Self {
         self.max_depth = hops;
         self.state = Arc::default();
+        self
+    }
+
+    /// Most HTTP redirects followed per request (the tag, and each wrapper
+    /// hop); 0 follows none (a 3xx is then the answer, its request a
+    /// failure `redirect`). Defaults to [`DEFAULT_MAX_REDIRECTS`] (10).
+    pub fn max_redirects(mut self, redirects: usize) -> Self {
+        self.max_redirects = redirects;
         self
     }
 }
@@ -72,6 +84,7 @@ impl<S> Layer<S> for WrapperResolverLayer {
             inner,
             recorder,
             max_depth: self.max_depth,
+            max_redirects: self.max_redirects,
         }
     }
 }
@@ -81,17 +94,23 @@ impl<S> Layer<S> for WrapperResolverLayer {
 /// extensions are kept for the chain), the resolved document out, with a
 /// [`ChainReport`] in its extensions.
 ///
+/// HTTP redirects of the tag and of every hop are followed (see the
+/// [module docs](crate::wrapper#redirects)) and counted in
+/// `vast_redirects_total` under the chain's source label.
+///
 /// The response is the last answer read: the InLine document when the
 /// chain resolved, else the answer that ended it (with its status and
-/// `Content-Encoding`); an empty 502 when no hop answered. The error of the
-/// inner service on the first request is returned unchanged; a hop that
-/// fails ends the chain (its report says how). The inner service is
-/// cloned per request.
+/// `Content-Encoding`; a 3xx not followed, with an empty body); an empty
+/// 502 when no hop answered. The error of the inner service on the first
+/// request (or one of its redirects) is returned unchanged; a hop that
+/// fails ends the chain (its report says how). The inner service is cloned
+/// per request.
 #[derive(Clone)]
 pub struct WrapperResolver<S> {
     inner: S,
     recorder: Option<Arc<WrapperRecorder>>,
     max_depth: usize,
+    max_redirects: usize,
 }
 
 impl<S: fmt::Debug> fmt::Debug for WrapperResolver<S> {
@@ -99,6 +118,7 @@ impl<S: fmt::Debug> fmt::Debug for WrapperResolver<S> {
         f.debug_struct("WrapperResolver")
             .field("inner", &self.inner)
             .field("max_depth", &self.max_depth)
+            .field("max_redirects", &self.max_redirects)
             .finish_non_exhaustive()
     }
 }
@@ -135,13 +155,19 @@ where
         let mut svc = std::mem::replace(&mut self.inner, clone);
         let recorder = self.recorder.clone();
         let max_depth = self.max_depth;
+        let max_redirects = self.max_redirects;
         Box::pin(async move {
             let origin = req.uri().clone();
             let deadline = req.extensions().get::<Deadline>().copied();
             let label = req.extensions().get::<SourceLabel>().cloned();
             let series = recorder.as_ref().map(|r| r.chain(label.as_ref(), &origin));
+            let counter = series.as_ref().map(|s| s.redirects().clone());
+            let redirects = Redirects {
+                max: max_redirects,
+                counter: counter.as_ref(),
+            };
             let start = Instant::now();
-            let first = fetch_vast(&mut svc, req, None).await?;
+            let first = fetch_vast(&mut svc, req, None, redirects).await?;
             let Some(target) = first.next_wrapper() else {
                 let report = ChainReport {
                     result: ChainResult::of_answer(first.playable()),
@@ -152,7 +178,8 @@ where
                 return Ok(respond(Some(first), report));
             };
             let mut guard = ChainGuard::new(series, start, deadline);
-            let (result, last) = follow(&mut svc, &origin, target, max_depth, &mut guard).await;
+            let (result, last) =
+                follow(&mut svc, &origin, target, max_depth, redirects, &mut guard).await;
             let report = guard.finish(result);
             if let (ChainResult::Success, Some(last)) = (result, &last) {
                 answered(recorder.as_deref(), label.as_ref(), &origin, last);

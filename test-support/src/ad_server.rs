@@ -29,6 +29,13 @@
 //! | `/wrap-broken`, `/wrap-500` | a wrapper to `/invalid-xml`, to `/status/500` |
 //! | `/loop` | a wrapper to itself |
 //! | `/wrap-nofollow` | a wrapper (`followAdditionalWrappers="false"`) to `/wrap/2` |
+//! | `/redirect/{code}` | that status (301, 302, 303, 307, 308, ...), `Location: /inline?via=redirect` |
+//! | `/redirect-abs` | 302, `Location:` the absolute URL of `/inline` |
+//! | `/hop/{n}` | 302 to `{n-1}` (relative to `/hop/{n}`); `/hop/0` is the inline ad |
+//! | `/bounce/{0,1}` | 302 to `/bounce/{1,0}`: a redirect loop |
+//! | `/redirect-nowhere` | 302 without a `Location` |
+//! | `/redirect-slow/{ms}` | 302 to `/slow/{ms}` |
+//! | `/wrap-redirect` | a wrapper to `/redirect/302` |
 //!
 //! [`AdServer::hits`] counts the requests per path.
 //!
@@ -224,6 +231,24 @@ async fn answer(req: Request<Incoming>, addr: SocketAddr) -> Result<Response<Box
         ("wrap-500", _) => xml_owned(wrapper_to(&here("/status/500"), None)),
         ("loop", _) => xml_owned(wrapper_to(&here("/loop"), None)),
         ("wrap-nofollow", _) => xml_owned(wrapper_to(&here("/wrap/2"), Some(false))),
+        ("redirect", Some(code)) => {
+            let status = u16::try_from(code)
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok());
+            redirect(
+                status.unwrap_or(StatusCode::FOUND),
+                Some("/inline?via=redirect".to_owned()),
+            )
+        }
+        ("redirect-abs", _) => redirect(StatusCode::FOUND, Some(here("/inline"))),
+        ("hop", Some(0)) => xml(INLINE_VAST),
+        ("hop", Some(n)) => redirect(StatusCode::FOUND, Some((n - 1).to_string())),
+        ("bounce", Some(n)) => {
+            redirect(StatusCode::FOUND, Some(format!("/bounce/{}", 1 - n.min(1))))
+        }
+        ("redirect-nowhere", _) => redirect(StatusCode::FOUND, None),
+        ("redirect-slow", Some(ms)) => redirect(StatusCode::FOUND, Some(format!("/slow/{ms}"))),
+        ("wrap-redirect", _) => xml_owned(wrapper_to(&here("/redirect/302"), None)),
         ("gzip", _) => encoded(gzip(INLINE_VAST.as_bytes()), "gzip"),
         ("gzip-no-ad", _) => encoded(gzip(NO_AD_VAST.as_bytes()), "gzip"),
         ("gzip-corrupt", _) => {
@@ -380,6 +405,15 @@ fn xml_owned(body: String) -> Response<BoxBody> {
 fn with_status(status: StatusCode, body: &'static str) -> Response<BoxBody> {
     let mut res = Response::new(full(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = status;
+    res
+}
+
+/// A redirect with `location`, if any, and a short text body.
+fn redirect(status: StatusCode, location: Option<String>) -> Response<BoxBody> {
+    let mut res = with_status(status, "moved");
+    if let Some(location) = location.and_then(|l| http::HeaderValue::try_from(l).ok()) {
+        res.headers_mut().insert(http::header::LOCATION, location);
+    }
     res
 }
 

@@ -522,8 +522,9 @@ pub(crate) fn timed<T>(histogram: &Histogram, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The wrapper-chain families of one originating source, and its
-/// redirects (at 0 from the start, as the outcome counters).
+/// What a fetcher records for one originating source beyond its
+/// attempts: its wrapper chains, its redirects (at 0 from the start, as
+/// the outcome counters) and the pods of the answers that end its chains.
 pub(crate) struct ChainSeries {
     recorder: Arc<dyn Recorder>,
     label: Box<str>,
@@ -532,6 +533,8 @@ pub(crate) struct ChainSeries {
     hops: OnceLock<Histogram>,
     errors: VastErrorSeries,
     redirects: Counter,
+    /// Made on the first answer with ads, as the layer's.
+    pods: OnceLock<PodSeries>,
 }
 
 impl ChainSeries {
@@ -546,7 +549,19 @@ impl ChainSeries {
             durations: Default::default(),
             hops: OnceLock::new(),
             errors: VastErrorSeries::default(),
+            pods: OnceLock::new(),
         }
+    }
+
+    /// The answer that ends one of this source's chains (or its only
+    /// answer) was read: its pod counts if it has ads.
+    pub(crate) fn answered(&self, inspection: &Inspection) {
+        if !matches!(inspection.verdict, VastVerdict::Ads { .. }) {
+            return;
+        }
+        self.pods
+            .get_or_init(|| PodSeries::new(self.recorder.clone(), Arc::from(&*self.label)))
+            .answered(inspection);
     }
 
     /// `vast_redirects_total` of this source.

@@ -136,7 +136,7 @@ where
     if let (Outcome::Ad, Some(source), Some(inspection)) = (outcome, &source, &last.inspection) {
         recorder
             .wrappers()
-            .pods_by_name(source.as_str())
+            .by_name(source.as_str())
             .answered(inspection);
     }
     let mut outcome = outcome;

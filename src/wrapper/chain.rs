@@ -15,7 +15,7 @@ use super::redirect::{send, Redirects};
 use super::{ChainReport, ChainResult, Hop};
 use crate::classify::{classify_error, Deadline, ErrorType, Outcome};
 use crate::layer::{inspect_whole, Encoding, VerdictSlot};
-use crate::record::{timed, ChainSeries, PodSeries};
+use crate::record::{timed, ChainSeries};
 use crate::recorder::{Histogram, RecordError, Recorder};
 use crate::source::{SourceConfig, SourceLabel, SourceResolver};
 use crate::vast::{Inspection, VastVerdict, WrapperTarget, DEFAULT_INSPECT_LIMIT};
@@ -128,37 +128,14 @@ where
 pub(crate) struct WrapperRecorder {
     recorder: Arc<dyn Recorder>,
     chains: SourceResolver<ChainSeries>,
-    /// The pods of the answers that end each source's chains.
-    pods: SourceResolver<PodSeries>,
 }
 
 impl WrapperRecorder {
     pub(crate) fn new(recorder: Arc<dyn Recorder>, sources: SourceConfig) -> Self {
         WrapperRecorder {
             recorder,
-            chains: SourceResolver::new(sources.clone()),
-            pods: SourceResolver::new(sources),
+            chains: SourceResolver::new(sources),
         }
-    }
-
-    /// The pods of the source named `name`.
-    pub(crate) fn pods_by_name(&self, name: &str) -> Arc<PodSeries> {
-        self.pods.by_name(
-            name,
-            |label| PodSeries::new(self.recorder.clone(), label.clone()),
-            || self.recorder.record_error(RecordError::SourceLabelOverflow),
-        )
-    }
-
-    /// The pods of the source of a request to `uri`, or with a label.
-    pub(crate) fn pods(&self, label: Option<&SourceLabel>, uri: &Uri) -> Arc<PodSeries> {
-        self.pods.resolve(
-            label,
-            uri,
-            quanta::Instant::now(),
-            |label| PodSeries::new(self.recorder.clone(), label.clone()),
-            || self.recorder.record_error(RecordError::SourceLabelOverflow),
-        )
     }
 
     /// The series of chains of the source named `name`.

@@ -99,7 +99,7 @@ use std::time::Duration;
 
 pub(crate) use self::chain::{fetch_vast, follow, ChainGuard, Fetched, WrapperRecorder};
 pub(crate) use self::redirect::Redirects;
-pub use self::service::{ResolveFuture, WrapperResolver, WrapperResolverLayer};
+pub use self::service::{ResponseFuture, WrapperResolver, WrapperResolverLayer};
 
 use crate::classify::{ErrorType, Outcome, VastErrorCode};
 

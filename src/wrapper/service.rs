@@ -16,6 +16,7 @@ use super::chain::{fetch_vast, follow, ChainGuard, WrapperRecorder};
 use super::redirect::Redirects;
 use super::{ChainReport, ChainResult, DEFAULT_MAX_DEPTH, DEFAULT_MAX_REDIRECTS};
 use crate::classify::{Deadline, Outcome};
+use crate::record::ChainSeries;
 use crate::recorder::Recorder;
 use crate::source::{SourceConfig, SourceLabel, DEFAULT_MAX_SOURCES};
 
@@ -51,7 +52,7 @@ impl WrapperResolverLayer {
 
     /// Most wrapper hops followed per chain. Defaults to
     /// [`DEFAULT_MAX_DEPTH`] (5).
-    pub fn max_depth(mut self, hops: usize) -> Self {
+    pub fn max_wrapper_depth(mut self, hops: usize) -> Self {
         self.max_depth = hops;
         self.state = Arc::default();
         self
@@ -131,7 +132,7 @@ impl<S> WrapperResolver<S> {
 }
 
 /// Response future of [`WrapperResolver`].
-pub type ResolveFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Bytes>, E>> + Send>>;
+pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Bytes>, E>> + Send>>;
 
 impl<S, B> Service<Request<Full<Bytes>>> for WrapperResolver<S>
 where
@@ -143,7 +144,7 @@ where
 {
     type Response = Response<Bytes>;
     type Error = S::Error;
-    type Future = ResolveFuture<S::Error>;
+    type Future = ResponseFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -174,15 +175,15 @@ where
                     hops: Vec::new(),
                     elapsed: start.elapsed(),
                 };
-                answered(recorder.as_deref(), label.as_ref(), &origin, &first);
+                answered(series.as_deref(), &first);
                 return Ok(respond(Some(first), report));
             };
-            let mut guard = ChainGuard::new(series, start, deadline);
+            let mut guard = ChainGuard::new(series.clone(), start, deadline);
             let (result, last) =
                 follow(&mut svc, &origin, target, max_depth, redirects, &mut guard).await;
             let report = guard.finish(result);
             if let (ChainResult::Success, Some(last)) = (result, &last) {
-                answered(recorder.as_deref(), label.as_ref(), &origin, last);
+                answered(series.as_deref(), last);
             }
             Ok(respond(last.or(Some(first)), report))
         })
@@ -191,16 +192,11 @@ where
 
 /// The pod of the answer that ends a chain with an ad counts for the
 /// chain's source.
-fn answered(
-    recorder: Option<&WrapperRecorder>,
-    label: Option<&SourceLabel>,
-    origin: &http::Uri,
-    answer: &super::Fetched,
-) {
-    if let (Some(recorder), Outcome::Ad, Some(inspection)) =
-        (recorder, answer.playable(), &answer.inspection)
+fn answered(series: Option<&ChainSeries>, answer: &super::Fetched) {
+    if let (Some(series), Outcome::Ad, Some(inspection)) =
+        (series, answer.playable(), &answer.inspection)
     {
-        recorder.pods(label, origin).answered(inspection);
+        series.answered(inspection);
     }
 }
 

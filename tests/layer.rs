@@ -461,6 +461,8 @@ async fn tracking_mode_records_events() {
         (TrackingEvent::IMPRESSION, "/pixel"),
         (TrackingEvent::FIRST_QUARTILE, "/pixel"),
         (TrackingEvent::FIRST_QUARTILE, "/status/500"),
+        // A pixel server that redirects took the hit: sent.
+        (TrackingEvent::MIDPOINT, "/redirect/302"),
     ] {
         let mut req = get(&server.url(path));
         req.extensions_mut().insert(event);
@@ -501,8 +503,24 @@ async fn tracking_mode_records_events() {
         1.0
     );
     assert_eq!(
+        sum(
+            &s,
+            "vast_tracking_event_sent_total",
+            &[("event_type", "midpoint")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "vast_tracking_event_failed_total",
+            &[("error_type", "redirect")]
+        ),
+        0.0
+    );
+    assert_eq!(
         sum(&s, "vast_tracking_request_duration_seconds_count", &[]),
-        4.0
+        5.0
     );
     assert_eq!(sum(&s, "vast_client_request_total", &[]), 0.0);
 }

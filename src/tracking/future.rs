@@ -66,6 +66,9 @@ where
         if let Some(mut in_flight) = this.in_flight.take() {
             in_flight.headers();
             let outcome = match &result {
+                // A 3xx took the hit too: the redirect (to a partner's
+                // pixel, often) is the player's to follow, not a failure.
+                Ok(response) if response.status().is_redirection() => Outcome::Ad,
                 Ok(response) => match ErrorType::from_status(response.status()) {
                     Some(error) => Outcome::Failure(error),
                     None => Outcome::Ad,

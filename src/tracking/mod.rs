@@ -6,9 +6,10 @@
 //! `vast_tracking_request_duration_seconds{event_type}`. The event type is
 //! the [`TrackingEvent`] in the request's extensions, else the layer's
 //! [default event](TrackingMetricsLayer::default_event). A pixel ends at
-//! its response headers (its body is not read): a 2xx is `sent`, another
-//! status or an error of the inner service `failed`, a dropped future
-//! `failed{error_type="cancelled"}`.
+//! its response headers (its body is not read): a 2xx is `sent`, and so is
+//! a 3xx (the server took the hit; where it redirects is the player's to
+//! follow); another status or an error of the inner service is `failed`, a
+//! dropped future `failed{error_type="cancelled"}`.
 //!
 //! # Example
 //!

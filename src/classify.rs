@@ -56,8 +56,10 @@ impl FetchResult {
     }
 }
 
-/// The `error_type` label.
+/// The `error_type` label. Non-exhaustive: the contract may gain values
+/// (as `redirect` was).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorType {
     /// A timeout: tower's `Elapsed`, reqwest's timeout, an I/O time-out.
     Timeout,

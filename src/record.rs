@@ -92,6 +92,17 @@ pub(crate) trait Target: Send + Sync + 'static {
     );
 }
 
+/// A counter's handle, its series shown at 0 from now on (see
+/// [`Recorder::zero`]).
+pub(crate) fn counter_at_zero(
+    recorder: &dyn Recorder,
+    family: &'static MetricDef,
+    labels: &[&str],
+) -> Counter {
+    recorder.zero(family, labels);
+    recorder.register_counter(family, labels)
+}
+
 /// The handles of one label value (a source, a strategy) of an
 /// [`OutcomeFamilies`]: every counter exists from the start (at 0); the
 /// handles of failures are held from the first failure, durations from
@@ -118,28 +129,21 @@ impl OutcomeSeries {
         label: Arc<str>,
     ) -> Self {
         let labels = [&*label];
-        // Backends that show a series on its first record see it now.
-        let zero = |counter: Counter| {
-            counter.increment(0);
-            counter
-        };
         let answers = [Outcome::Ad, Outcome::NoAd].map(|outcome| {
             let result = outcome.result().as_str();
-            zero(recorder.register_counter(families.success, &[&label, result]))
+            counter_at_zero(&*recorder, families.success, &[&label, result])
         });
-        // Failure series at 0, their handles given back until needed.
+        // Failure series at 0; their handles are taken on the first failure.
         for error in ErrorType::ALL {
-            let values = [&*label, error.as_str()];
-            zero(recorder.register_counter(families.failure, &values));
-            recorder.release(families.failure, &values);
+            recorder.zero(families.failure, &[&*label, error.as_str()]);
         }
         OutcomeSeries {
-            total: zero(recorder.register_counter(families.total, &labels)),
+            total: counter_at_zero(&*recorder, families.total, &labels),
             active: families.active.map_or_else(Gauge::noop, |active| {
                 recorder.register_gauge(active, &labels)
             }),
             redirects: families.redirects.map_or_else(Counter::noop, |redirects| {
-                zero(recorder.register_counter(redirects, &labels))
+                counter_at_zero(&*recorder, redirects, &labels)
             }),
             recorder,
             families,
@@ -275,8 +279,7 @@ pub(crate) struct PodSeries {
 
 impl PodSeries {
     pub(crate) fn new(recorder: Arc<dyn Recorder>, label: Arc<str>) -> Self {
-        let seconds = recorder.register_counter(&family::AD_DURATION, &[&label]);
-        seconds.increment(0);
+        let seconds = counter_at_zero(&*recorder, &family::AD_DURATION, &[&label]);
         PodSeries {
             recorder,
             label,
@@ -539,8 +542,7 @@ pub(crate) struct ChainSeries {
 
 impl ChainSeries {
     pub(crate) fn new(recorder: Arc<dyn Recorder>, label: &str) -> Self {
-        let redirects = recorder.register_counter(&family::REDIRECTS, &[label]);
-        redirects.increment(0);
+        let redirects = counter_at_zero(&*recorder, &family::REDIRECTS, &[label]);
         ChainSeries {
             redirects,
             recorder,

@@ -1,7 +1,9 @@
 //! What the Prometheus backend's storage promises: a new source's counter
 //! series all exist at 0 from its first request (so `rate()` and absence
-//! alerts work from the first scrape), and counts recorded from many
-//! threads at once add up exactly.
+//! alerts work from the first scrape), counts recorded from many threads at
+//! once add up exactly, a source's series go together once no handle of
+//! any of them is held, and a handle kept past its release never writes
+//! into another series.
 
 mod common;
 
@@ -10,7 +12,8 @@ use std::time::Duration;
 use common::{parse, sum};
 use vast_metrics::classify::{ErrorType, FetchResult};
 use vast_metrics::multi_source::{MultiSource, Source, VastRequest};
-use vast_metrics::{PrometheusMetrics, VastMetricsLayer};
+use vast_metrics::names::family::{CLIENT_REQUEST_FAILURE, CLIENT_REQUEST_TOTAL};
+use vast_metrics::{PrometheusMetrics, Recorder, VastMetricsLayer};
 use vast_test_support::ad_server::AdServer;
 
 /// Whether the series `name{labels}` is in `samples`, at 0.
@@ -162,4 +165,89 @@ fn counts_from_many_threads_add_up_exactly() {
     assert_eq!(ads, total);
     let observed = sum(&samples, "vast_client_request_duration_seconds_count", &[]);
     assert_eq!(observed, total);
+}
+
+/// The value of `vast_client_request_total{source_url}`, if listed.
+fn requests_of(metrics: &PrometheusMetrics, source: &str) -> Option<f64> {
+    parse(&metrics.encode())
+        .into_iter()
+        .find(|x| {
+            x.name == "vast_client_request_total"
+                && x.labels.get("source_url").map(String::as_str) == Some(source)
+        })
+        .map(|x| x.value)
+}
+
+fn listed(metrics: &PrometheusMetrics, source: &str) -> bool {
+    metrics
+        .encode()
+        .contains(&format!("source_url=\"{source}\""))
+}
+
+#[test]
+fn a_release_counts_per_series_so_one_family_cannot_drop_a_source_another_holds() {
+    let metrics = PrometheusMetrics::new();
+    metrics
+        .register_counter(&CLIENT_REQUEST_TOTAL, &["a"])
+        .increment(3);
+    metrics
+        .register_counter(&CLIENT_REQUEST_FAILURE, &["a", "timeout"])
+        .increment(1);
+    // The failure handle given back twice (once too often): a count per
+    // source would now reach 0 and drop "a" while its total is held.
+    metrics.release(&CLIENT_REQUEST_FAILURE, &["a", "timeout"]);
+    metrics.release(&CLIENT_REQUEST_FAILURE, &["a", "timeout"]);
+    assert_eq!(requests_of(&metrics, "a"), Some(3.0));
+    metrics.release(&CLIENT_REQUEST_TOTAL, &["a"]);
+    assert!(!listed(&metrics, "a"));
+}
+
+#[test]
+fn a_source_goes_whole_never_in_part() {
+    let metrics = PrometheusMetrics::new();
+    let total = metrics.register_counter(&CLIENT_REQUEST_TOTAL, &["a"]);
+    let timeout = metrics.register_counter(&CLIENT_REQUEST_FAILURE, &["a", "timeout"]);
+    // Made at zero, unheld: goes with its source.
+    metrics.zero(&CLIENT_REQUEST_FAILURE, &["a", "dns"]);
+    total.increment(2);
+    timeout.increment(2);
+    // Its total given back, its failures still held: a scrape still sees
+    // all of "a" (an error ratio never loses its denominator).
+    metrics.release(&CLIENT_REQUEST_TOTAL, &["a"]);
+    let text = metrics.encode();
+    assert_eq!(requests_of(&metrics, "a"), Some(2.0));
+    assert!(text.contains(r#"error_type="dns""#), "{text}");
+    metrics.release(&CLIENT_REQUEST_FAILURE, &["a", "timeout"]);
+    assert!(!listed(&metrics, "a"), "{}", metrics.encode());
+    // Registered again: it starts from zero.
+    metrics
+        .register_counter(&CLIENT_REQUEST_TOTAL, &["a"])
+        .increment(1);
+    assert_eq!(requests_of(&metrics, "a"), Some(1.0));
+}
+
+#[test]
+fn a_stale_handle_never_writes_into_another_series() {
+    let metrics = PrometheusMetrics::new();
+    let stale = metrics.register_counter(&CLIENT_REQUEST_TOTAL, &["gone"]);
+    stale.increment(1);
+    metrics.release(&CLIENT_REQUEST_TOTAL, &["gone"]);
+    assert!(!listed(&metrics, "gone"));
+    // New series made after the drop, as an expired source's cells would
+    // be reused; the stale handle still records (a request in flight).
+    let fresh: Vec<_> = (0..8)
+        .map(|i| {
+            let source = format!("new{i}");
+            let counter = metrics.register_counter(&CLIENT_REQUEST_TOTAL, &[&source]);
+            (source, counter)
+        })
+        .collect();
+    stale.increment(100);
+    for (source, _) in &fresh {
+        assert_eq!(requests_of(&metrics, source), Some(0.0), "{source}");
+    }
+    // Once the stale handle is gone, the cells are reused, from zero.
+    drop(stale);
+    metrics.register_counter(&CLIENT_REQUEST_TOTAL, &["later"]);
+    assert_eq!(requests_of(&metrics, "later"), Some(0.0));
 }

@@ -145,11 +145,7 @@ impl MultiSourceRecorder {
                 &family::MULTI_SOURCE_BREAK_REQUESTED,
                 &family::MULTI_SOURCE_BREAK_FILLED,
             ]
-            .map(|f| {
-                let counter = self.recorder.register_counter(f, &[strategy.as_str()]);
-                counter.increment(0);
-                counter
-            })
+            .map(|f| self.recorder.register_counter(f, &[strategy.as_str()]))
         });
         let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         requested_ms.increment(millis(requested));

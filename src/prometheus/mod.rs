@@ -5,9 +5,10 @@
 //! that cannot be recorded is dropped and counted in
 //! `vast_metrics_errors_total{reason}` instead of failing the caller.
 //!
-//! Values live in the crate's own storage (`cells.rs`: plain atomics, one
-//! copy per shard so that threads do not share cache lines, summed at
-//! scrape; `store.rs`: interned labels and compact series entries), built
+//! Values live in the handles' cells ([`crate::recorder`]'s `cells.rs`:
+//! plain atomics, one copy per shard so that threads do not share cache
+//! lines, summed at scrape) and the series in `store.rs` (interned labels,
+//! compact entries, the lock order), built
 //! into the registry's families at scrape. [`PrometheusMetrics::encode`]
 //! writes the text format 0.0.4 with the prometheus crate's encoder;
 //! [`PrometheusMetrics::encode_openmetrics`] writes OpenMetrics 1.0 with the
@@ -38,18 +39,18 @@ use std::sync::Arc;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::collector::{Labels, MetricsCollector};
-use crate::names::{self, MetricDef, MetricKind, MetricLabels, Unit};
+use crate::names::{self, MetricDef, MetricKind, Unit};
 use crate::recorder::{self, Recorder};
 
-mod cells;
+mod family;
+mod interner;
 mod openmetrics;
 mod store;
 
 pub use openmetrics::OPENMETRICS_CONTENT_TYPE;
 
-pub(crate) use cells::HistogramCells;
-pub(crate) use cells::{Cells, Chunk};
-use store::{Family, Series, Shape, Store, StoreCollector};
+use family::{Family, Shape};
+use store::{Hold, Series, Store, StoreCollector};
 
 /// Default buckets of duration histograms, in seconds: 5 ms to 30 s.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
@@ -132,7 +133,10 @@ impl PrometheusMetricsBuilder {
             return Err(BuildError::InvalidBuckets);
         }
         let registry = self.registry.unwrap_or_default();
-        let store = Arc::new(Store::new(buckets, cells::default_shards()));
+        let store = Arc::new(Store::new(
+            buckets,
+            crate::recorder::cells::default_shards(),
+        ));
         registry
             .register(Box::new(StoreCollector(store.clone())))
             .map_err(BuildError::Register)?;
@@ -270,7 +274,7 @@ impl PrometheusMetrics {
         labels: Labels<'_>,
     ) -> Result<Series, RecordError> {
         let family = self.family(dotted, shape)?;
-        self.store.series(&family, labels, false)
+        self.store.series(&family, labels, Hold::None)
     }
 }
 
@@ -291,19 +295,12 @@ impl MetricsCollector for PrometheusMetrics {
 
 impl PrometheusMetrics {
     /// The series of a contract family; a failure is counted, never raised.
-    /// A series with a `source_url` is held for its source until released.
-    fn resolve(&self, def: &'static MetricDef, values: &[&str]) -> Option<Series> {
-        let shape = match (def.kind, def.unit) {
-            (MetricKind::Counter, _) => Shape::Counter,
-            (MetricKind::Gauge, _) => Shape::Gauge,
-            (MetricKind::Histogram, Unit::Seconds) => Shape::Timing,
-            (MetricKind::Histogram, Unit::Count) => Shape::Histogram,
-        };
+    fn resolve(&self, def: &'static MetricDef, values: &[&str], hold: Hold) -> Option<Series> {
         let result = match def.label_pairs(values) {
             None => Err(RecordError::LabelMismatch),
             Some(pairs) => self
-                .family(def.dotted, shape)
-                .and_then(|f| self.store.series(&f, pairs.as_slice(), true)),
+                .family(def.dotted, shape_of(def))
+                .and_then(|f| self.store.series(&f, pairs.as_slice(), hold)),
         };
         match result {
             Ok(found) => Some(found),
@@ -315,17 +312,27 @@ impl PrometheusMetrics {
     }
 }
 
+/// How a family of the contract is stored.
+fn shape_of(def: &MetricDef) -> Shape {
+    match (def.kind, def.unit) {
+        (MetricKind::Counter, _) => Shape::Counter,
+        (MetricKind::Gauge, _) => Shape::Gauge,
+        (MetricKind::Histogram, Unit::Seconds) => Shape::Timing,
+        (MetricKind::Histogram, Unit::Count) => Shape::Histogram,
+    }
+}
+
 impl recorder::Recording for PrometheusMetrics {}
 
 impl Recorder for PrometheusMetrics {
     fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Counter {
-        match self.resolve(family, labels) {
+        match self.resolve(family, labels, Hold::Handle) {
             Some(Series::Counter(c)) => recorder::Counter::cells(c),
             _ => recorder::Counter::noop(),
         }
     }
     fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Gauge {
-        match self.resolve(family, labels) {
+        match self.resolve(family, labels, Hold::Handle) {
             Some(Series::IntGauge(c)) => recorder::Gauge::int_cells(c),
             Some(Series::Gauge(c)) => recorder::Gauge::float_cells(c),
             _ => recorder::Gauge::noop(),
@@ -336,7 +343,7 @@ impl Recorder for PrometheusMetrics {
         family: &'static MetricDef,
         labels: &[&str],
     ) -> recorder::Histogram {
-        match self.resolve(family, labels) {
+        match self.resolve(family, labels, Hold::Handle) {
             Some(Series::Histogram(h)) => recorder::Histogram::cells(h),
             _ => recorder::Histogram::noop(),
         }
@@ -347,15 +354,20 @@ impl Recorder for PrometheusMetrics {
     fn drops_released(&self) -> bool {
         true
     }
-    /// Drops every series of the source (its `source_url` value) once all
-    /// their handles are released; other series are kept.
+    /// Made unheld: it goes with its source.
+    fn zero(&self, family: &'static MetricDef, labels: &[&str]) {
+        self.resolve(family, labels, Hold::None);
+    }
+    /// Gives back one handle of the series; the series of a source go
+    /// together once none of them is held. Other series are kept.
     fn release(&self, family: &'static MetricDef, labels: &[&str]) {
-        if family.labels.first() != Some(&MetricLabels::SOURCE_URL)
-            || labels.len() != family.labels.len()
-        {
+        let (Some(pairs), Some(f)) = (
+            family.label_pairs(labels),
+            self.store.find_family(family.dotted, shape_of(family)),
+        ) else {
             return;
-        }
-        self.store.release(labels[0]);
+        };
+        self.store.release(&f, pairs.as_slice());
     }
 }
 

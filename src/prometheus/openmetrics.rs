@@ -145,7 +145,7 @@ fn sample(
 }
 
 /// Ends a bucket's line, with its exemplar if it has one.
-fn exemplar(out: &mut String, kept: Option<super::cells::Exemplar>) {
+fn exemplar(out: &mut String, kept: Option<crate::recorder::cells::Exemplar>) {
     if let Some(e) = kept {
         let _ = write!(
             out,

@@ -1,5 +1,8 @@
-//! Where [`PrometheusMetrics`](super::PrometheusMetrics) keeps its values:
-//! plain atomic cells, per-thread sharded, summed at scrape.
+//! The built-in handles' fast path, free of any backend: plain atomic
+//! cells, per-thread sharded, summed when read. The Prometheus backend
+//! keeps its values here and hands out [`Counter`](super::Counter),
+//! [`Gauge`](super::Gauge) and [`Histogram`](super::Histogram) handles that
+//! write them directly.
 //!
 //! A series is a run of cells (a counter one, a histogram one per bucket
 //! plus its sum) in a [`Chunk`]. A chunk holds every run once per shard,
@@ -8,14 +11,15 @@
 //! bounce it between cores. A scrape adds the shards up, so the exposition
 //! stays exact.
 //!
-//! Runs are allocated from chunks of a [`Slab`] (no allocation per series)
-//! and reused after their series is dropped. The handles hold their chunk,
-//! so a late record after a drop lands in live memory, never freed memory.
+//! Runs are cut from the chunks of a [`Slab`] and shared as `Arc<Cells>` by
+//! the store and the handles. A run given back is reused only once no
+//! handle holds it: a late record through a stale handle lands in its own
+//! dropped series, never in another series and never in freed memory.
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::trace::TraceContext;
@@ -53,7 +57,7 @@ fn shard() -> usize {
 }
 
 /// One block of cells: `shards` copies of `CHUNK_CELLS` cells.
-pub(crate) struct Chunk {
+struct Chunk {
     cells: Box<[AtomicU64]>,
     /// `shards - 1` (shards is a power of two).
     mask: usize,
@@ -77,14 +81,14 @@ impl Chunk {
 
     /// Adds `n` to this thread's copy of cell `index`.
     #[inline]
-    pub(crate) fn add(&self, index: u32, n: u64) {
+    fn add(&self, index: u32, n: u64) {
         self.mine(index).fetch_add(n, Relaxed);
     }
 
     /// Adds `v` to this thread's copy of cell `index`, read as `f64`. The
     /// cell is this thread's: the exchange rarely retries.
     #[inline]
-    pub(crate) fn add_f64(&self, index: u32, v: f64) {
+    fn add_f64(&self, index: u32, v: f64) {
         let cell = self.mine(index);
         let mut old = cell.load(Relaxed);
         loop {
@@ -102,17 +106,10 @@ impl Chunk {
     }
 }
 
-/// A run of cells: one series' values.
-#[derive(Clone)]
+/// A run of cells: one series' values. Handles and the store share it as
+/// an `Arc<Cells>`; the slab reuses a run only once it holds the last one.
 pub(crate) struct Cells {
     chunk: Arc<Chunk>,
-    start: u32,
-}
-
-/// Where a run is, in two words: its chunk's number and first cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct CellRef {
-    chunk: u32,
     start: u32,
 }
 
@@ -128,12 +125,6 @@ impl Cells {
     #[inline]
     pub(crate) fn add_f64(&self, i: u32, v: f64) {
         self.chunk.add_f64(self.start + i, v);
-    }
-
-    /// The chunk and first cell: what a handle keeps (two words, where a
-    /// `Cells` in an enum would take three).
-    pub(crate) fn into_parts(self) -> (Arc<Chunk>, u32) {
-        (self.chunk, self.start)
     }
 
     /// Cell `i` summed over the shards.
@@ -161,83 +152,67 @@ impl Cells {
     }
 }
 
-/// Hands out runs of cells, and takes them back.
+/// Hands out runs of cells, and takes them back. Its lock is a leaf: held
+/// for a cut or a reuse, never while taking another lock.
 pub(crate) struct Slab {
     shards: usize,
-    state: RwLock<SlabState>,
+    state: Mutex<SlabState>,
 }
 
 #[derive(Default)]
 struct SlabState {
-    chunks: Vec<Arc<Chunk>>,
-    /// First uncut cell of the last chunk.
+    /// The chunk runs are cut from; a full one lives on in its runs.
+    current: Option<Arc<Chunk>>,
+    /// First uncut cell of `current`.
     next: u32,
     /// Runs given back, by width.
-    free: HashMap<u32, Vec<CellRef>>,
+    free: HashMap<u32, Vec<Arc<Cells>>>,
 }
 
 impl Slab {
     pub(crate) fn new(shards: usize) -> Self {
         Slab {
             shards: shards.max(1).next_power_of_two(),
-            state: RwLock::default(),
+            state: Mutex::default(),
         }
     }
 
-    /// A zeroed run of `width` cells (at most [`CHUNK_CELLS`]).
-    pub(crate) fn alloc(&self, width: u32) -> Option<CellRef> {
+    /// A zeroed run of `width` cells (at most [`CHUNK_CELLS`]): a run given
+    /// back that no handle holds any more, or a new one.
+    pub(crate) fn alloc(&self, width: u32) -> Option<Arc<Cells>> {
         if width == 0 || width as usize > CHUNK_CELLS {
             return None;
         }
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = state.free.get_mut(&width).and_then(Vec::pop) {
-            return Some(at);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // A run some stale handle still holds stays out: its writes must not
+        // land in another series.
+        if let Some(free) = state.free.get_mut(&width) {
+            if let Some(i) = free.iter().position(|run| Arc::strong_count(run) == 1) {
+                let run = free.swap_remove(i);
+                run.clear(width);
+                return Some(run);
+            }
         }
-        if state.chunks.is_empty() || (state.next + width) as usize > CHUNK_CELLS {
+        let chunk = match &state.current {
+            Some(chunk) if (state.next + width) as usize <= CHUNK_CELLS => chunk.clone(),
             // The rest of a full chunk stays unused: runs are small.
-            state.chunks.push(Arc::new(Chunk::new(self.shards)));
-            state.next = 0;
-        }
-        let at = CellRef {
-            chunk: u32::try_from(state.chunks.len() - 1).ok()?,
-            start: state.next,
+            _ => {
+                let chunk = Arc::new(Chunk::new(self.shards));
+                state.current = Some(chunk.clone());
+                state.next = 0;
+                chunk
+            }
         };
+        let start = state.next;
         state.next += width;
-        Some(at)
+        Some(Arc::new(Cells { chunk, start }))
     }
 
-    /// The run at `at`, to record into.
-    pub(crate) fn cells(&self, at: CellRef) -> Cells {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        Cells {
-            chunk: state.chunks[at.chunk as usize].clone(),
-            start: at.start,
-        }
-    }
-
-    /// Reads runs without locking the slab for each.
-    pub(crate) fn reader(&self) -> SlabReader {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        SlabReader(state.chunks.clone())
-    }
-
-    /// Takes back a run of `width` cells whose series was dropped.
-    pub(crate) fn free(&self, at: CellRef, width: u32) {
-        self.cells(at).clear(width);
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        state.free.entry(width).or_default().push(at);
-    }
-}
-
-/// The chunks of a slab, as a scrape found them.
-pub(crate) struct SlabReader(Vec<Arc<Chunk>>);
-
-impl SlabReader {
-    pub(crate) fn cells(&self, at: CellRef) -> Cells {
-        Cells {
-            chunk: self.0[at.chunk as usize].clone(),
-            start: at.start,
-        }
+    /// Takes back a run of `width` cells whose series was dropped; it is
+    /// reused once its last handle is gone.
+    pub(crate) fn free(&self, run: Arc<Cells>, width: u32) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.free.entry(width).or_default().push(run);
     }
 }
 
@@ -245,7 +220,7 @@ impl SlabReader {
 /// past every bound) and sum, in one run of cells; and, once a traced
 /// request was observed, an exemplar per bucket.
 pub(crate) struct HistogramCells {
-    cells: Cells,
+    cells: Arc<Cells>,
     bounds: Arc<[f64]>,
     exemplars: Exemplars,
 }
@@ -269,12 +244,26 @@ impl HistogramCells {
         bounds.len() as u32 + 2
     }
 
-    pub(crate) fn new(cells: Cells, bounds: Arc<[f64]>) -> Self {
+    pub(crate) fn new(cells: Arc<Cells>, bounds: Arc<[f64]>) -> Self {
         HistogramCells {
             cells,
             bounds,
             exemplars: Exemplars::default(),
         }
+    }
+
+    /// Its cells: buckets (not cumulative), then +Inf, then the sum.
+    pub(crate) fn cells(&self) -> &Cells {
+        &self.cells
+    }
+
+    /// Its run, to give back to the slab.
+    pub(crate) fn run(&self) -> Arc<Cells> {
+        self.cells.clone()
+    }
+
+    pub(crate) fn bounds(&self) -> &[f64] {
+        &self.bounds
     }
 
     /// Records `v`; with a trace, it becomes its bucket's exemplar.
@@ -327,8 +316,8 @@ mod tests {
     #[test]
     fn threads_add_up_exactly() {
         let slab = Slab::new(4);
-        let a = slab.cells(slab.alloc(1).unwrap());
-        let b = slab.cells(slab.alloc(3).unwrap());
+        let a = slab.alloc(1).unwrap();
+        let b = slab.alloc(3).unwrap();
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
@@ -347,14 +336,20 @@ mod tests {
     }
 
     #[test]
-    fn freed_runs_come_back_zeroed() {
+    fn a_run_is_reused_zeroed_once_no_handle_holds_it() {
         let slab = Slab::new(2);
-        let at = slab.alloc(2).unwrap();
-        slab.cells(at).add(1, 7);
-        slab.free(at, 2);
+        let run = slab.alloc(2).unwrap();
+        let stale = run.clone();
+        run.add(1, 7);
+        slab.free(run, 2);
+        // A handle still holds it: a new series gets other cells.
+        let other = slab.alloc(2).unwrap();
+        stale.add(1, 1);
+        assert_eq!(other.sum(1), 0);
+        drop(stale);
         let again = slab.alloc(2).unwrap();
-        assert_eq!(again, at);
-        assert_eq!(slab.cells(again).sum(1), 0);
+        assert!(!Arc::ptr_eq(&again, &other));
+        assert_eq!(again.sum(1), 0);
         assert!(slab.alloc(0).is_none());
         assert!(slab.alloc(CHUNK_CELLS as u32 + 1).is_none());
     }

@@ -92,15 +92,17 @@ pub(crate) trait Target: Send + Sync + 'static {
     );
 }
 
-/// A counter's handle, its series shown at 0 from now on (see
-/// [`Recorder::zero`]).
+/// A counter's handle, its series shown at 0 from now on: a registered
+/// series exists, and recording 0 shows it on backends that show a series
+/// on its first record. (Series without a handle: [`Recorder::zero`].)
 pub(crate) fn counter_at_zero(
     recorder: &dyn Recorder,
     family: &'static MetricDef,
     labels: &[&str],
 ) -> Counter {
-    recorder.zero(family, labels);
-    recorder.register_counter(family, labels)
+    let counter = recorder.register_counter(family, labels);
+    counter.increment(0);
+    counter
 }
 
 /// The handles of one label value (a source, a strategy) of an

@@ -48,10 +48,10 @@ use crate::recorder::RecordError;
 /// One series' values, as its handles record them.
 #[derive(Clone)]
 pub(crate) enum Series {
-    Counter(Arc<Cells>),
+    Counter(Cells),
     /// The contract's gauges count things: whole numbers, one atomic add.
-    IntGauge(Arc<Cells>),
-    Gauge(Arc<Cells>),
+    IntGauge(Cells),
+    Gauge(Cells),
     Histogram(Arc<HistogramCells>),
 }
 
@@ -67,7 +67,7 @@ pub(crate) enum Hold {
 /// A series' cells, shared with its handles.
 #[derive(Clone)]
 enum Values {
-    Plain(Arc<Cells>),
+    Plain(Cells),
     Histogram(Arc<HistogramCells>),
 }
 
@@ -109,7 +109,7 @@ struct SeriesTable {
     /// series share their tuples with every other source's.
     tuples: Interner<[u32]>,
     /// By first label value id; each group sorted by family and tuple.
-    groups: FastMap<u32, Vec<Stored>>,
+    groups: FastMap<u32, Box<[Stored]>>,
 }
 
 impl SeriesTable {
@@ -160,10 +160,12 @@ impl SeriesTable {
         let Some(group) = self.groups.remove(&first) else {
             return;
         };
-        let (gone, kept): (Vec<Stored>, Vec<Stored>) =
-            group.into_iter().partition(|s| per_source(s.family));
+        let (gone, kept): (Vec<Stored>, Vec<Stored>) = group
+            .into_vec()
+            .into_iter()
+            .partition(|s| per_source(s.family));
         if !kept.is_empty() {
-            self.groups.insert(first, kept);
+            self.groups.insert(first, kept.into_boxed_slice());
         }
         if self.groups.capacity() > 64 && self.groups.len() < self.groups.capacity() / 4 {
             self.groups.shrink_to_fit();
@@ -190,7 +192,7 @@ pub(crate) struct Store {
     slab: Slab,
     families: RwLock<Families>,
     series: RwLock<SeriesTable>,
-    pub(crate) errors: [Arc<Cells>; RecordError::ALL.len()],
+    pub(crate) errors: [Cells; RecordError::ALL.len()],
     errors_desc: Desc,
     /// The contract's families, announced to the registry so that a
     /// family of the same name registered by someone else is refused.
@@ -339,16 +341,17 @@ impl Store {
         let key = (family.id, rest);
         let i = group.partition_point(|s| (s.family, s.rest) < key);
         // Series are made rarely and recorded often: groups grow exactly.
-        group.reserve_exact(1);
-        group.insert(
-            i,
-            Stored {
-                family: family.id,
-                rest,
-                holds: 0,
-                values: values_of,
-            },
-        );
+        let mut grown = Vec::with_capacity(group.len() + 1);
+        let mut old = std::mem::take(group).into_vec().into_iter();
+        grown.extend(old.by_ref().take(i));
+        grown.push(Stored {
+            family: family.id,
+            rest,
+            holds: 0,
+            values: values_of,
+        });
+        grown.extend(old);
+        *group = grown.into_boxed_slice();
         Ok((first, i))
     }
 

@@ -11,14 +11,17 @@
 //! bounce it between cores. A scrape adds the shards up, so the exposition
 //! stays exact.
 //!
-//! Runs are cut from the chunks of a [`Slab`] and shared as `Arc<Cells>` by
-//! the store and the handles. A run given back is reused only once no
-//! handle holds it: a late record through a stale handle lands in its own
-//! dropped series, never in another series and never in freed memory.
+//! Runs are cut from the chunks of a [`Slab`] and held by the store and the
+//! handles ([`Cells`], each holder counted). A run given back is reused
+//! only once no handle holds it: a late record through a stale handle
+//! lands in its own dropped series, never in another series and never in
+//! freed memory.
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -61,6 +64,8 @@ struct Chunk {
     cells: Box<[AtomicU64]>,
     /// `shards - 1` (shards is a power of two).
     mask: usize,
+    /// How many [`Cells`] hold the run starting at each cell.
+    leases: Box<[AtomicU32]>,
 }
 
 impl Chunk {
@@ -70,6 +75,7 @@ impl Chunk {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             mask: shards - 1,
+            leases: (0..CHUNK_CELLS).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 
@@ -106,14 +112,49 @@ impl Chunk {
     }
 }
 
-/// A run of cells: one series' values. Handles and the store share it as
-/// an `Arc<Cells>`; the slab reuses a run only once it holds the last one.
+/// A run of cells: one series' values, held by the store and by each of
+/// its handles. Each holder is a lease counted in the chunk, and the slab
+/// reuses a run only once it holds the last one. Counted in the chunk
+/// rather than by an `Arc` per run: a record still follows one pointer
+/// (handle → chunk), and a counter costs no allocation of its own.
 pub(crate) struct Cells {
     chunk: Arc<Chunk>,
     start: u32,
 }
 
+impl Clone for Cells {
+    fn clone(&self) -> Self {
+        self.lease().fetch_add(1, Relaxed);
+        Cells {
+            chunk: self.chunk.clone(),
+            start: self.start,
+        }
+    }
+}
+
+impl Drop for Cells {
+    fn drop(&mut self) {
+        // Release: this holder's records come before a reuse's clearing.
+        self.lease().fetch_sub(1, Release);
+    }
+}
+
 impl Cells {
+    /// A new holder of the run at `start`.
+    fn lease_new(chunk: Arc<Chunk>, start: u32) -> Self {
+        chunk.leases[start as usize].fetch_add(1, Relaxed);
+        Cells { chunk, start }
+    }
+
+    fn lease(&self) -> &AtomicU32 {
+        &self.chunk.leases[self.start as usize]
+    }
+
+    /// Whether the caller holds the only lease.
+    fn is_only_holder(&self) -> bool {
+        self.lease().load(Acquire) == 1
+    }
+
     /// Adds `n` to cell `i` of the run (a counter, a bucket, an integer
     /// gauge as two's complement).
     #[inline]
@@ -166,7 +207,7 @@ struct SlabState {
     /// First uncut cell of `current`.
     next: u32,
     /// Runs given back, by width.
-    free: HashMap<u32, Vec<Arc<Cells>>>,
+    free: HashMap<u32, Vec<Cells>>,
 }
 
 impl Slab {
@@ -179,7 +220,7 @@ impl Slab {
 
     /// A zeroed run of `width` cells (at most [`CHUNK_CELLS`]): a run given
     /// back that no handle holds any more, or a new one.
-    pub(crate) fn alloc(&self, width: u32) -> Option<Arc<Cells>> {
+    pub(crate) fn alloc(&self, width: u32) -> Option<Cells> {
         if width == 0 || width as usize > CHUNK_CELLS {
             return None;
         }
@@ -187,7 +228,7 @@ impl Slab {
         // A run some stale handle still holds stays out: its writes must not
         // land in another series.
         if let Some(free) = state.free.get_mut(&width) {
-            if let Some(i) = free.iter().position(|run| Arc::strong_count(run) == 1) {
+            if let Some(i) = free.iter().position(Cells::is_only_holder) {
                 let run = free.swap_remove(i);
                 run.clear(width);
                 return Some(run);
@@ -205,12 +246,12 @@ impl Slab {
         };
         let start = state.next;
         state.next += width;
-        Some(Arc::new(Cells { chunk, start }))
+        Some(Cells::lease_new(chunk, start))
     }
 
     /// Takes back a run of `width` cells whose series was dropped; it is
     /// reused once its last handle is gone.
-    pub(crate) fn free(&self, run: Arc<Cells>, width: u32) {
+    pub(crate) fn free(&self, run: Cells, width: u32) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.free.entry(width).or_default().push(run);
     }
@@ -220,7 +261,7 @@ impl Slab {
 /// past every bound) and sum, in one run of cells; and, once a traced
 /// request was observed, an exemplar per bucket.
 pub(crate) struct HistogramCells {
-    cells: Arc<Cells>,
+    cells: Cells,
     bounds: Arc<[f64]>,
     exemplars: Exemplars,
 }
@@ -244,7 +285,7 @@ impl HistogramCells {
         bounds.len() as u32 + 2
     }
 
-    pub(crate) fn new(cells: Arc<Cells>, bounds: Arc<[f64]>) -> Self {
+    pub(crate) fn new(cells: Cells, bounds: Arc<[f64]>) -> Self {
         HistogramCells {
             cells,
             bounds,
@@ -258,7 +299,7 @@ impl HistogramCells {
     }
 
     /// Its run, to give back to the slab.
-    pub(crate) fn run(&self) -> Arc<Cells> {
+    pub(crate) fn run(&self) -> Cells {
         self.cells.clone()
     }
 
@@ -348,7 +389,7 @@ mod tests {
         assert_eq!(other.sum(1), 0);
         drop(stale);
         let again = slab.alloc(2).unwrap();
-        assert!(!Arc::ptr_eq(&again, &other));
+        assert!(again.start != other.start || !Arc::ptr_eq(&again.chunk, &other.chunk));
         assert_eq!(again.sum(1), 0);
         assert!(slab.alloc(0).is_none());
         assert!(slab.alloc(CHUNK_CELLS as u32 + 1).is_none());

@@ -33,7 +33,7 @@ pub struct Counter(CounterInner);
 enum CounterInner {
     #[default]
     Noop,
-    Cells(Arc<Cells>),
+    Cells(Cells),
     // A thin pointer: the handle stays two words.
     Custom(Arc<Arc<dyn CounterFn>>),
 }
@@ -49,7 +49,7 @@ impl Counter {
         Counter(CounterInner::Custom(Arc::new(f)))
     }
 
-    pub(crate) fn cells(c: Arc<Cells>) -> Self {
+    pub(crate) fn cells(c: Cells) -> Self {
         Counter(CounterInner::Cells(c))
     }
 
@@ -72,9 +72,9 @@ pub struct Gauge(GaugeInner);
 enum GaugeInner {
     #[default]
     Noop,
-    Float(Arc<Cells>),
+    Float(Cells),
     /// The contract's gauges count things: one atomic add.
-    Int(Arc<Cells>),
+    Int(Cells),
     Custom(Arc<Arc<dyn GaugeFn>>),
 }
 
@@ -89,11 +89,11 @@ impl Gauge {
         Gauge(GaugeInner::Custom(Arc::new(f)))
     }
 
-    pub(crate) fn float_cells(c: Arc<Cells>) -> Self {
+    pub(crate) fn float_cells(c: Cells) -> Self {
         Gauge(GaugeInner::Float(c))
     }
 
-    pub(crate) fn int_cells(c: Arc<Cells>) -> Self {
+    pub(crate) fn int_cells(c: Cells) -> Self {
         Gauge(GaugeInner::Int(c))
     }
 

@@ -67,11 +67,12 @@ pub trait Recorder: Send + Sync + 'static {
     /// Makes the series of a counter family exist at 0 before its first
     /// event, without handing out a handle, so that `rate()`, `absent()`
     /// and ratios see it from the start. The crate calls it for the series
-    /// it shows at zero (every `error_type` of a new source, its answers,
-    /// its redirects). Defaults to registering the counter and adding 0 (a
-    /// backend that shows a series on its first record shows it now); a
-    /// backend that [drops released series](Recorder::drops_released)
-    /// makes it unheld instead.
+    /// it shows at zero without holding them (every `error_type` of a new
+    /// source; a series it holds is shown by recording 0 through its
+    /// handle). Defaults to registering the counter and adding 0 (a backend
+    /// that shows a series on its first record shows it now); a backend
+    /// that [drops released series](Recorder::drops_released) makes it
+    /// unheld instead.
     fn zero(&self, family: &'static MetricDef, labels: &[&str]) {
         if family.kind == MetricKind::Counter {
             self.register_counter(family, labels).increment(0);

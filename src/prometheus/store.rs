@@ -27,8 +27,9 @@
 //!
 //! Two locks, taken one at a time, never one inside the other: the family
 //! table, then the series table. The slab's lock is a leaf, taken inside
-//! the series table's for a cut or a reuse. Cells are plain atomics,
-//! recorded into without a lock.
+//! the series table's for a cut or a reuse; so are a histogram's exemplar
+//! slots (only tried when recording). Cells are plain atomics, recorded
+//! into without a lock.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;

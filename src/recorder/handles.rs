@@ -34,21 +34,11 @@ enum CounterInner {
     #[default]
     Noop,
     Cells(Cells),
-    // A thin pointer: the handle stays two words.
+    // A thin pointer: no larger than `Cells`.
     Custom(Arc<Arc<dyn CounterFn>>),
 }
 
 impl Counter {
-    /// A handle that records nothing.
-    pub fn noop() -> Self {
-        Counter(CounterInner::Noop)
-    }
-
-    /// A handle backed by `f`.
-    pub fn from_fn(f: Arc<dyn CounterFn>) -> Self {
-        Counter(CounterInner::Custom(Arc::new(f)))
-    }
-
     pub(crate) fn cells(c: Cells) -> Self {
         Counter(CounterInner::Cells(c))
     }
@@ -79,16 +69,6 @@ enum GaugeInner {
 }
 
 impl Gauge {
-    /// A handle that records nothing.
-    pub fn noop() -> Self {
-        Gauge(GaugeInner::Noop)
-    }
-
-    /// A handle backed by `f`.
-    pub fn from_fn(f: Arc<dyn GaugeFn>) -> Self {
-        Gauge(GaugeInner::Custom(Arc::new(f)))
-    }
-
     pub(crate) fn float_cells(c: Cells) -> Self {
         Gauge(GaugeInner::Float(c))
     }
@@ -123,16 +103,6 @@ enum HistogramInner {
 }
 
 impl Histogram {
-    /// A handle that records nothing.
-    pub fn noop() -> Self {
-        Histogram(HistogramInner::Noop)
-    }
-
-    /// A handle backed by `f`.
-    pub fn from_fn(f: Arc<dyn HistogramFn>) -> Self {
-        Histogram(HistogramInner::Custom(Arc::new(f)))
-    }
-
     pub(crate) fn cells(h: Arc<HistogramCells>) -> Self {
         Histogram(HistogramInner::Cells(h))
     }
@@ -155,8 +125,21 @@ impl Histogram {
     }
 }
 
-macro_rules! debug_handle {
-    ($($ty:ident),*) => {$(
+/// What every handle has: a no-op, a custom one, a name in `Debug`.
+macro_rules! handle_common {
+    ($($ty:ident($inner:ident, $f:ident)),*) => {$(
+        impl $ty {
+            /// A handle that records nothing.
+            pub fn noop() -> Self {
+                $ty($inner::Noop)
+            }
+
+            /// A handle backed by `f`.
+            pub fn from_fn(f: Arc<dyn $f>) -> Self {
+                $ty($inner::Custom(Arc::new(f)))
+            }
+        }
+
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(stringify!($ty))
@@ -164,4 +147,8 @@ macro_rules! debug_handle {
         }
     )*};
 }
-debug_handle!(Counter, Gauge, Histogram);
+handle_common!(
+    Counter(CounterInner, CounterFn),
+    Gauge(GaugeInner, GaugeFn),
+    Histogram(HistogramInner, HistogramFn)
+);

@@ -7,7 +7,8 @@
 //!
 //! Backends: [`NoOpMetrics`] (no-op handles; layers skip recording
 //! altogether), [`PrometheusMetrics`](crate::PrometheusMetrics), and
-//! [`ByName`], which turns any [`MetricsCollector`] (StatsD, Datadog, OTel)
+//! [`ByName`], which turns any
+//! [`MetricsCollector`](crate::MetricsCollector) (StatsD, Datadog, OTel)
 //! into handles that call it by name.
 //!
 //! # Example

@@ -203,10 +203,11 @@ impl PrometheusMetrics {
         value: u64,
         labels: Labels<'_>,
     ) -> Result<(), RecordError> {
-        if let Series::Counter(c) = self.series(metric, Shape::Counter, labels)? {
-            c.add(0, value);
-        }
-        Ok(())
+        self.series(metric, Shape::Counter, labels, |s| {
+            if let Series::Counter(c) = s {
+                c.add(0, value);
+            }
+        })
     }
 
     /// Observes a histogram value; durations (see [`names::is_duration`])
@@ -221,10 +222,11 @@ impl PrometheusMetrics {
             return self.try_timing(metric, value, labels);
         }
         finite(value)?;
-        if let Series::Histogram(h) = self.series(metric, Shape::Histogram, labels)? {
-            h.observe(value, None);
-        }
-        Ok(())
+        self.series(metric, Shape::Histogram, labels, |s| {
+            if let Series::Histogram(h) = s {
+                h.observe(value, None);
+            }
+        })
     }
 
     /// Moves a gauge by `delta`. The contract's gauges (active requests,
@@ -236,23 +238,26 @@ impl PrometheusMetrics {
         labels: Labels<'_>,
     ) -> Result<(), RecordError> {
         finite(delta)?;
-        match self.series(metric, Shape::Gauge, labels)? {
-            _ if delta == 0.0 => {}
-            Series::IntGauge(g) if delta.fract() == 0.0 => g.add(0, delta as i64 as u64),
-            Series::IntGauge(_) => return Err(RecordError::InvalidValue),
-            Series::Gauge(g) => g.add_f64(0, delta),
-            _ => {}
-        }
-        Ok(())
+        self.series(metric, Shape::Gauge, labels, |s| {
+            match s {
+                _ if delta == 0.0 => {}
+                Series::IntGauge(g) if delta.fract() == 0.0 => g.add(0, delta as i64 as u64),
+                Series::IntGauge(_) => return Err(RecordError::InvalidValue),
+                Series::Gauge(g) => g.add_f64(0, delta),
+                _ => {}
+            }
+            Ok(())
+        })?
     }
 
     /// Observes a duration given in milliseconds, exported in seconds.
     pub fn try_timing(&self, metric: &str, ms: f64, labels: Labels<'_>) -> Result<(), RecordError> {
         finite(ms)?;
-        if let Series::Histogram(h) = self.series(metric, Shape::Timing, labels)? {
-            h.observe(ms / 1000.0, None);
-        }
-        Ok(())
+        self.series(metric, Shape::Timing, labels, |s| {
+            if let Series::Histogram(h) = s {
+                h.observe(ms / 1000.0, None);
+            }
+        })
     }
 
     fn record(&self, result: Result<(), RecordError>) {
@@ -266,15 +271,17 @@ impl PrometheusMetrics {
         self.store.family(dotted, shape)
     }
 
-    /// The series of a name and labels, made on first use (not held).
-    fn series(
+    /// Calls `f` with the series of a name and labels, made on first use
+    /// (not held).
+    fn series<R>(
         &self,
         dotted: &str,
         shape: Shape,
         labels: Labels<'_>,
-    ) -> Result<Series, RecordError> {
+        f: impl FnOnce(Series<'_>) -> R,
+    ) -> Result<R, RecordError> {
         let family = self.family(dotted, shape)?;
-        self.store.series(&family, labels, Hold::None)
+        self.store.series(&family, labels, Hold::None, f)
     }
 }
 
@@ -294,13 +301,20 @@ impl MetricsCollector for PrometheusMetrics {
 }
 
 impl PrometheusMetrics {
-    /// The series of a contract family; a failure is counted, never raised.
-    fn resolve(&self, def: &'static MetricDef, values: &[&str], hold: Hold) -> Option<Series> {
+    /// Calls `f` with the series of a contract family; a failure is
+    /// counted, never raised.
+    fn resolve<R>(
+        &self,
+        def: &'static MetricDef,
+        values: &[&str],
+        hold: Hold,
+        f: impl FnOnce(Series<'_>) -> R,
+    ) -> Option<R> {
         let result = match def.label_pairs(values) {
             None => Err(RecordError::LabelMismatch),
             Some(pairs) => self
                 .family(def.dotted, shape_of(def))
-                .and_then(|f| self.store.series(&f, pairs.as_slice(), hold)),
+                .and_then(|family| self.store.series(&family, pairs.as_slice(), hold, f)),
         };
         match result {
             Ok(found) => Some(found),
@@ -326,27 +340,30 @@ impl recorder::Recording for PrometheusMetrics {}
 
 impl Recorder for PrometheusMetrics {
     fn register_counter(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Counter {
-        match self.resolve(family, labels, Hold::Handle) {
-            Some(Series::Counter(c)) => recorder::Counter::cells(c),
+        self.resolve(family, labels, Hold::Handle, |s| match s {
+            Series::Counter(c) => recorder::Counter::cells(c.clone()),
             _ => recorder::Counter::noop(),
-        }
+        })
+        .unwrap_or_default()
     }
     fn register_gauge(&self, family: &'static MetricDef, labels: &[&str]) -> recorder::Gauge {
-        match self.resolve(family, labels, Hold::Handle) {
-            Some(Series::IntGauge(c)) => recorder::Gauge::int_cells(c),
-            Some(Series::Gauge(c)) => recorder::Gauge::float_cells(c),
+        self.resolve(family, labels, Hold::Handle, |s| match s {
+            Series::IntGauge(c) => recorder::Gauge::int_cells(c.clone()),
+            Series::Gauge(c) => recorder::Gauge::float_cells(c.clone()),
             _ => recorder::Gauge::noop(),
-        }
+        })
+        .unwrap_or_default()
     }
     fn register_histogram(
         &self,
         family: &'static MetricDef,
         labels: &[&str],
     ) -> recorder::Histogram {
-        match self.resolve(family, labels, Hold::Handle) {
-            Some(Series::Histogram(h)) => recorder::Histogram::cells(h),
+        self.resolve(family, labels, Hold::Handle, |s| match s {
+            Series::Histogram(h) => recorder::Histogram::cells(h.clone()),
             _ => recorder::Histogram::noop(),
-        }
+        })
+        .unwrap_or_default()
     }
     fn record_error(&self, error: RecordError) {
         self.count_error(error);
@@ -356,7 +373,7 @@ impl Recorder for PrometheusMetrics {
     }
     /// Made unheld: it goes with its source.
     fn zero(&self, family: &'static MetricDef, labels: &[&str]) {
-        self.resolve(family, labels, Hold::None);
+        self.resolve(family, labels, Hold::None, |_| ());
     }
     /// Gives back one handle of the series; the series of a source go
     /// together once none of them is held. Other series are kept.

@@ -46,14 +46,15 @@ use crate::names;
 use crate::recorder::cells::{Cells, Exemplar, HistogramCells, Slab};
 use crate::recorder::RecordError;
 
-/// One series' values, as its handles record them.
-#[derive(Clone)]
-pub(crate) enum Series {
-    Counter(Cells),
+/// One series' values, lent to record into or to make a handle of
+/// (borrowed: a by-name record takes no holder count).
+#[derive(Clone, Copy)]
+pub(crate) enum Series<'a> {
+    Counter(&'a Cells),
     /// The contract's gauges count things: whole numbers, one atomic add.
-    IntGauge(Cells),
-    Gauge(Cells),
-    Histogram(Arc<HistogramCells>),
+    IntGauge(&'a Cells),
+    Gauge(&'a Cells),
+    Histogram(&'a Arc<HistogramCells>),
 }
 
 /// Whether a call to [`Store::series`] takes a handle of the series.
@@ -66,7 +67,6 @@ pub(crate) enum Hold {
 }
 
 /// A series' cells, shared with its handles.
-#[derive(Clone)]
 enum Values {
     Plain(Cells),
     Histogram(Arc<HistogramCells>),
@@ -285,14 +285,16 @@ impl Store {
         Ok(family)
     }
 
-    /// The series of `family` for these labels (in any key order), made at
-    /// zero on first use; with [`Hold::Handle`], held once more.
-    pub(crate) fn series(
+    /// Calls `f` with the series of `family` for these labels (in any key
+    /// order), made at zero on first use; with [`Hold::Handle`], held once
+    /// more.
+    pub(crate) fn series<R>(
         &self,
         family: &Family,
         labels: Labels<'_>,
         hold: Hold,
-    ) -> Result<Series, RecordError> {
+        f: impl FnOnce(Series<'_>) -> R,
+    ) -> Result<R, RecordError> {
         let order = family.value_order(labels)?;
         let values = || order.iter().map(|&i| labels[i].1);
         if values().any(|v| v.len() > MAX_LABEL_VALUE_LEN) {
@@ -303,7 +305,7 @@ impl Store {
         if hold == Hold::None {
             let table = self.series.read().unwrap_or_else(PoisonError::into_inner);
             if let Some((first, i)) = table.find(family, values()) {
-                return Ok(handle(family, &table.groups[&first][i].values));
+                return Ok(f(lend(family, &table.groups[&first][i].values)));
             }
         }
         let mut table = self.series.write().unwrap_or_else(PoisonError::into_inner);
@@ -315,7 +317,7 @@ impl Store {
         if hold == Hold::Handle {
             stored.holds = stored.holds.saturating_add(1);
         }
-        Ok(handle(family, &stored.values))
+        Ok(f(lend(family, &stored.values)))
     }
 
     /// Adds the series of `family` with these values, at zero.
@@ -409,13 +411,13 @@ impl Store {
     }
 }
 
-/// The handle of a series.
-fn handle(family: &Family, values: &Values) -> Series {
+/// A series' values, as its family records them.
+fn lend<'a>(family: &Family, values: &'a Values) -> Series<'a> {
     match (values, family.shape) {
-        (Values::Histogram(h), _) => Series::Histogram(h.clone()),
-        (Values::Plain(c), Shape::Gauge) if family.integer => Series::IntGauge(c.clone()),
-        (Values::Plain(c), Shape::Gauge) => Series::Gauge(c.clone()),
-        (Values::Plain(c), _) => Series::Counter(c.clone()),
+        (Values::Histogram(h), _) => Series::Histogram(h),
+        (Values::Plain(c), Shape::Gauge) if family.integer => Series::IntGauge(c),
+        (Values::Plain(c), Shape::Gauge) => Series::Gauge(c),
+        (Values::Plain(c), _) => Series::Counter(c),
     }
 }
 

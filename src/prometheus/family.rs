@@ -58,17 +58,20 @@ pub(crate) struct Family {
     /// A gauge of the contract: integer values.
     pub(super) integer: bool,
     /// A counter of seconds of the contract: its cells count milliseconds.
-    pub(super) millis: bool,
+    millis: bool,
     label_keys: OnceLock<Box<[String]>>,
 }
 
 impl Family {
+    /// A family of `shape`; `def` when the name is the contract's (its
+    /// gauges count whole things, its seconds counters count milliseconds).
     pub(super) fn new(
         id: u16,
         name: String,
         help: String,
         shape: Shape,
         bounds: Arc<[f64]>,
+        def: Option<&names::MetricDef>,
     ) -> Self {
         Family {
             id,
@@ -76,8 +79,8 @@ impl Family {
             help,
             shape,
             bounds,
-            integer: false,
-            millis: false,
+            integer: shape == Shape::Gauge && def.is_some(),
+            millis: shape == Shape::Counter && def.is_some_and(|d| d.unit == names::Unit::Seconds),
             label_keys: OnceLock::new(),
         }
     }

@@ -271,10 +271,7 @@ impl Store {
                     Shape::Histogram => prometheus::DEFAULT_BUCKETS[..].into(),
                     _ => Arc::new([]),
                 };
-                let mut family = Family::new(id, e.key().clone(), help, shape, bounds);
-                family.integer = shape == Shape::Gauge && def.is_some();
-                family.millis =
-                    shape == Shape::Counter && def.is_some_and(|d| d.unit == names::Unit::Seconds);
+                let family = Family::new(id, e.key().clone(), help, shape, bounds, def);
                 e.insert(Arc::new(family)).clone()
             }
         };

@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,36 +49,58 @@ impl Drop for Child {
     }
 }
 
+/// Collects a pipe's text as it arrives, on its own thread, so the test can
+/// read the demo's address while the demo runs and the pipe never fills.
+fn collect<R: Read + Send + 'static>(pipe: R) -> (Arc<Mutex<String>>, JoinHandle<()>) {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    (text, reader)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_records_every_family_and_exits_cleanly() {
-    let addr = format!("127.0.0.1:{}", common::free_port());
     let mut args = vec!["run", "--quiet", "--example", "demo"];
     if cfg!(feature = "reqwest") {
         args.extend(["--features", "reqwest"]);
     }
-    let child = Command::new(env!("CARGO"))
+    // Port 0: the demo binds a port nobody holds and prints it.
+    let mut process = Command::new(env!("CARGO"))
         .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("VAST_DEMO_SECONDS", "12")
-        .env("VAST_METRICS_ADDR", &addr)
+        .env("VAST_METRICS_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cargo runs");
-    let mut child = Child(Some(child));
-    let url = format!("http://{addr}/metrics");
+    let (stdout, stdout_reader) = collect(process.stdout.take().unwrap());
+    let (stderr, stderr_reader) = collect(process.stderr.take().unwrap());
+    let mut child = Child(Some(process));
 
-    // Up when /metrics answers (building the example may take a while).
+    // Up when it says where and /metrics answers (building the example may
+    // take a while).
     let give_up = Instant::now() + Duration::from_secs(240);
-    let up = loop {
-        if scrape(&url).await.is_some() {
-            break Instant::now();
+    let (up, url) = loop {
+        let addr = common::demo_metrics_addr(&stdout.lock().unwrap());
+        if let Some(addr) = addr {
+            let url = format!("http://{addr}/metrics");
+            if scrape(&url).await.is_some() {
+                break (Instant::now(), url);
+            }
         }
         if let Some(status) = child.0.as_mut().unwrap().try_wait().unwrap() {
-            let out = child.0.take().unwrap().wait_with_output().unwrap();
+            let _ = stderr_reader.join();
             panic!(
                 "the demo exited early ({status}): {}",
-                String::from_utf8_lossy(&out.stderr)
+                stderr.lock().unwrap()
             );
         }
         assert!(Instant::now() < give_up, "the demo never served /metrics");
@@ -126,16 +151,21 @@ async fn the_demo_records_every_family_and_exits_cleanly() {
     );
 
     // Then it stops by itself, with status 0.
-    let process = child.0.take().unwrap();
-    let out = tokio::task::spawn_blocking(move || process.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut process = child.0.take().unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = process.wait();
+        let _ = stdout_reader.join();
+        let _ = stderr_reader.join();
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = stdout.lock().unwrap().clone();
     assert!(
-        out.status.success(),
+        status.success(),
         "demo failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.lock().unwrap()
     );
     assert!(stdout.contains("req/s"), "no summary line: {stdout}");
     assert!(stdout.contains("done."), "{stdout}");

@@ -446,6 +446,18 @@ impl Children {
         self.children.push((what.to_owned(), child, log));
     }
 
+    /// If `what` exited: forgets it and returns its log's tail.
+    fn take_exited(&mut self, what: &str) -> Option<String> {
+        let i = self.children.iter().position(|(w, _, _)| w == what)?;
+        let (_, child, log) = &mut self.children[i];
+        if !matches!(child.try_wait(), Ok(Some(_))) {
+            return None;
+        }
+        let log = tail(log);
+        self.children.remove(i);
+        Some(log)
+    }
+
     /// Panics if a child already exited.
     fn assert_running(&mut self) {
         for (what, child, log) in &mut self.children {
@@ -474,24 +486,58 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-/// Starts `cargo run --example demo` serving /metrics on `port`. Cargo
-/// replaces itself with the demo (exec), so killing the child ends the demo.
-fn spawn_demo(children: &mut Children, dir: &TempDir, port: u16) {
+/// Starts `cargo run --example demo` serving /metrics on a port of its own
+/// (port 0: nothing else can take it while cargo builds the example); it
+/// prints the address into its log. Cargo replaces itself with the demo
+/// (exec), so killing the child ends the demo.
+fn spawn_demo(children: &mut Children, dir: &TempDir, n: usize) -> PathBuf {
+    let log = dir.0.join(format!("demo-{n}.log"));
     children.spawn(
-        &format!("demo :{port}"),
+        &format!("demo {n}"),
         Command::new(env!("CARGO"))
             .args(["run", "--quiet", "--example", "demo"])
             .current_dir(manifest_dir())
-            .env("VAST_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("VAST_METRICS_ADDR", "127.0.0.1:0")
             .env("VAST_DEMO_SECONDS", "600"),
-        dir.0.join(format!("demo-{port}.log")),
+        log.clone(),
     );
+    log
 }
 
 /// Starts `prometheus` on loopback scraping `targets` every second, with the
-/// alert rules loaded; returns its port.
-fn spawn_prometheus(children: &mut Children, dir: &TempDir, targets: &[u16]) -> u16 {
-    let port = free_port();
+/// alert rules loaded; returns its port once it is ready. Prometheus cannot
+/// listen on port 0 and say where, so it gets a port free a moment ago and,
+/// should another test take that port first, another.
+async fn start_prometheus(
+    http: &Http,
+    children: &mut Children,
+    dir: &TempDir,
+    targets: &[u16],
+) -> u16 {
+    for _ in 0..5 {
+        let port = free_port();
+        spawn_prometheus(children, dir, targets, port);
+        let ready = format!("http://127.0.0.1:{port}/-/ready");
+        let give_up = Instant::now() + FIRST_DATA;
+        loop {
+            if matches!(http.get(&ready).await, Some((200, _))) {
+                return port;
+            }
+            if let Some(log) = children.take_exited("prometheus") {
+                assert!(
+                    log.contains("address already in use"),
+                    "prometheus exited:\n{log}"
+                );
+                break;
+            }
+            assert!(Instant::now() < give_up, "prometheus never got ready");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    panic!("prometheus found no free port in 5 tries");
+}
+
+fn spawn_prometheus(children: &mut Children, dir: &TempDir, targets: &[u16], port: u16) {
     let targets: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
     let rules = manifest_dir().join(ALERTS);
     let config = format!(
@@ -515,7 +561,6 @@ fn spawn_prometheus(children: &mut Children, dir: &TempDir, targets: &[u16]) -> 
             .arg("--log.level=warn"),
         dir.0.join("prometheus.log"),
     );
-    port
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -655,9 +700,24 @@ async fn start_stack(
     dir: &TempDir,
     demos: usize,
 ) -> (u16, Vec<u16>) {
-    let ports: Vec<u16> = (0..demos).map(|_| free_port()).collect();
-    for &port in &ports {
-        spawn_demo(children, dir, port);
+    let logs: Vec<PathBuf> = (0..demos).map(|n| spawn_demo(children, dir, n)).collect();
+    let mut ports = Vec::new();
+    for (n, log) in logs.iter().enumerate() {
+        let mut port = None;
+        wait_for(
+            &format!("demo {n} says where it serves /metrics"),
+            DEMO_START,
+            children,
+            || {
+                port = fs::read_to_string(log)
+                    .ok()
+                    .and_then(|text| common::demo_metrics_addr(&text))
+                    .map(|addr| addr.port());
+                std::future::ready(port.is_some())
+            },
+        )
+        .await;
+        ports.extend(port);
     }
     for &port in &ports {
         let url = format!("http://127.0.0.1:{port}/metrics");
@@ -671,7 +731,7 @@ async fn start_stack(
         )
         .await;
     }
-    let prom = spawn_prometheus(children, dir, &ports);
+    let prom = start_prometheus(http, children, dir, &ports).await;
     let want = demos as f64;
     wait_for(
         "prometheus scraped every demo",

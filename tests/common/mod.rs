@@ -235,6 +235,17 @@ pub fn free_port() -> u16 {
     closed_addr().port()
 }
 
+/// Where the demo serves `/metrics`, read from its output ("serving
+/// http://ADDR/metrics"); `None` until it prints that line. Tests start the
+/// demo on port 0 and read the port it got, so no other test can take the
+/// port while cargo builds the example.
+pub fn demo_metrics_addr(output: &str) -> Option<std::net::SocketAddr> {
+    output.lines().find_map(|line| {
+        let rest = line.strip_prefix("serving http://")?;
+        rest.split('/').next()?.parse().ok()
+    })
+}
+
 /// `server` bound to a free loopback port and running.
 pub async fn start(server: MetricsServer) -> RunningServer {
     server

@@ -341,16 +341,17 @@ impl Store {
         let key = (family.id, rest);
         let i = group.partition_point(|s| (s.family, s.rest) < key);
         // Series are made rarely and recorded often: groups grow exactly.
-        let mut grown = Vec::with_capacity(group.len() + 1);
-        let mut old = std::mem::take(group).into_vec().into_iter();
-        grown.extend(old.by_ref().take(i));
-        grown.push(Stored {
-            family: family.id,
-            rest,
-            holds: 0,
-            values: values_of,
-        });
-        grown.extend(old);
+        let mut grown = std::mem::take(group).into_vec();
+        grown.reserve_exact(1);
+        grown.insert(
+            i,
+            Stored {
+                family: family.id,
+                rest,
+                holds: 0,
+                values: values_of,
+            },
+        );
         *group = grown.into_boxed_slice();
         Ok((first, i))
     }
